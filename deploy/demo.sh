@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One-command demo on a fresh machine: install the monitor into .venv, simulate
+# customers, replay their history through the rules, and show warnings, the
+# customers most at risk, churn per month and how well the rules foretold it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${DEMO_OUT:-demo-out}
+CUSTOMERS=${DEMO_CUSTOMERS:-300}
+DAYS=${DEMO_DAYS:-180}
+
+if [[ ! -x .venv/bin/churn-monitor ]]; then
+    echo "== installing the monitor into .venv"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet -e .
+fi
+mkdir -p "$OUT"
+CM=.venv/bin/churn-monitor
+
+echo "== simulating $CUSTOMERS customers over $DAYS days"
+$CM simulate --customers "$CUSTOMERS" --days "$DAYS" --seed 7 --out "$OUT/events.jsonl"
+
+echo "== replaying the history through rules/"
+$CM replay "$OUT/events.jsonl" --warnings "$OUT/warnings.jsonl" \
+    --scores "$OUT/scores.csv" --churn "$OUT/churn.csv" --rejects "$OUT/rejects.jsonl"
+
+echo
+echo "== first warnings (full lifecycle in $OUT/warnings.jsonl)"
+head -n 3 "$OUT/warnings.jsonl"
+echo
+echo "== customers most at risk (health 100 = healthy; all in $OUT/scores.csv)"
+head -n 11 "$OUT/scores.csv" | column -t -s,
+echo
+echo "== churn per month, all plans ($OUT/churn.csv)"
+grep -E '^period|\(all\)' "$OUT/churn.csv" | column -t -s,
+echo
+echo "== how well the rules foretold the cancellations"
+$CM backtest "$OUT/events.jsonl"

@@ -1,0 +1,227 @@
+"""Turn one raw line or message into an event, or into a ``Rejected`` with its bytes.
+
+Hand-written checks on ``orjson`` output: measured several times faster than a
+pydantic discriminated union on the hot path; ``events.py`` keeps the schema and a
+unit test holds the two to the same verdicts. Never raises on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from monitor.decode.events import (
+    FEEDBACK_CHANNELS,
+    SCORE_RANGES,
+    SUBSCRIPTION_STATUSES,
+    Event,
+    FeedbackEvent,
+    Rejected,
+    RejectReason,
+    ReleaseEvent,
+    SubscriptionEvent,
+    UsageEvent,
+)
+
+__all__ = ["DEFAULT_MAX_BYTES", "decode", "format_time", "parse_time"]
+
+DEFAULT_MAX_BYTES = 64 * 1024
+# Events outside these years are taken as broken clocks, not history.
+_MIN_EPOCH = 946_684_800.0  # 2000-01-01T00:00:00Z
+_MAX_EPOCH = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_MAX_TEXT = 256
+_MAX_COUNT = 1_000_000
+_intern = sys.intern
+
+
+class _InvalidFieldError(Exception):
+    """Internal signal from a field check; turned into a ``Rejected``."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_time(value: object) -> float:
+    """Return epoch seconds for an RFC 3339 timestamp with an offset."""
+    if not isinstance(value, str):
+        raise _InvalidFieldError(
+            RejectReason.BAD_TIMESTAMP, "timestamp: expected a string"
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _InvalidFieldError(
+            RejectReason.BAD_TIMESTAMP, f"timestamp: not RFC 3339: {value[:40]!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise _InvalidFieldError(
+            RejectReason.BAD_TIMESTAMP, f"timestamp: no UTC offset: {value[:40]!r}"
+        )
+    epoch = parsed.timestamp()
+    if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+        raise _InvalidFieldError(
+            RejectReason.ABSURD_TIMESTAMP,
+            f"timestamp: outside years 2000-2099: {value[:40]!r}",
+        )
+    return epoch
+
+
+def format_time(epoch: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC with a ``Z``, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+
+
+def _text(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _InvalidFieldError(RejectReason.MISSING_FIELD, f"{key}: required")
+        return None
+    if type(value) is not str or not value or len(value) > _MAX_TEXT:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, f"{key}: expected a string of 1-256 chars"
+        )
+    return _intern(value)
+
+
+def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, f"{key}: expected a number"
+        )
+    if not low <= value <= high:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, f"{key}: {value} outside {low:g}..{high:g}"
+        )
+    return float(value)
+
+
+def _event_id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("event_id")
+    if value is None:
+        return None
+    if type(value) is int:
+        return str(value)
+    if type(value) is not str or not value or len(value) > _MAX_TEXT:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, "event_id: expected a string"
+        )
+    return value
+
+
+def _usage(obj: dict[str, Any]) -> UsageEvent:
+    count = obj.get("count", 1)
+    if type(count) is not int or not 1 <= count <= _MAX_COUNT:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, "count: expected an integer >= 1"
+        )
+    return UsageEvent(
+        _text(obj, "customer_id"),  # type: ignore[arg-type]
+        parse_time(obj.get("timestamp")),
+        _event_id(obj),
+        _text(obj, "action"),  # type: ignore[arg-type]
+        _text(obj, "feature", required=False),
+        count,
+    )
+
+
+def _feedback(obj: dict[str, Any]) -> FeedbackEvent:
+    customer_id = _text(obj, "customer_id")
+    event_time = parse_time(obj.get("timestamp"))
+    channel = obj.get("channel")
+    if channel is None:
+        raise _InvalidFieldError(RejectReason.MISSING_FIELD, "channel: required")
+    if channel not in FEEDBACK_CHANNELS:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, f"channel: unknown {str(channel)[:40]!r}"
+        )
+    low, high = SCORE_RANGES[channel]
+    return FeedbackEvent(
+        customer_id,  # type: ignore[arg-type]
+        event_time,
+        _event_id(obj),
+        _intern(channel),
+        _number(obj, "score", low, high),
+        _number(obj, "sentiment", -1.0, 1.0),
+    )
+
+
+def _subscription(obj: dict[str, Any]) -> SubscriptionEvent:
+    customer_id = _text(obj, "customer_id")
+    event_time = parse_time(obj.get("timestamp"))
+    status = obj.get("status")
+    if status is None:
+        raise _InvalidFieldError(RejectReason.MISSING_FIELD, "status: required")
+    if status not in SUBSCRIPTION_STATUSES:
+        raise _InvalidFieldError(
+            RejectReason.INVALID_FIELD, f"status: unknown {str(status)[:40]!r}"
+        )
+    return SubscriptionEvent(
+        customer_id,  # type: ignore[arg-type]
+        event_time,
+        _event_id(obj),
+        _intern(status),
+        _text(obj, "plan", required=False),
+        _number(obj, "mrr", 0.0, 1e12),
+    )
+
+
+def _release(obj: dict[str, Any]) -> ReleaseEvent:
+    plans = obj.get("plans")
+    if plans is not None:
+        if type(plans) is not list or not all(type(p) is str and p for p in plans):
+            raise _InvalidFieldError(
+                RejectReason.INVALID_FIELD, "plans: expected a list of strings"
+            )
+        plans = tuple(_intern(p) for p in plans)
+    return ReleaseEvent(
+        parse_time(obj.get("timestamp")),
+        _event_id(obj),
+        _text(obj, "feature"),  # type: ignore[arg-type]
+        plans,
+    )
+
+
+_PARSERS: dict[object, Callable[[dict[str, Any]], Event]] = {
+    "usage": _usage,
+    "feedback": _feedback,
+    "subscription": _subscription,
+    "release": _release,
+}
+
+
+def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejected:
+    """Decode one JSON event; bad input comes back as ``Rejected``, never raised."""
+    if len(raw) > max_bytes:
+        return Rejected(
+            RejectReason.OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}", raw
+        )
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejected(RejectReason.MALFORMED_JSON, str(exc)[:120], raw)
+    if type(obj) is not dict:
+        return Rejected(RejectReason.NOT_AN_OBJECT, "expected a JSON object", raw)
+
+    kind = obj.get("type")
+    parser = _PARSERS.get(kind) if type(kind) is str else None
+    if parser is None:
+        if kind is None:
+            return Rejected(RejectReason.MISSING_FIELD, "type: required", raw)
+        return Rejected(
+            RejectReason.UNKNOWN_TYPE, f"type: unknown {str(kind)[:40]!r}", raw
+        )
+    try:
+        return parser(obj)
+    except _InvalidFieldError as exc:
+        return Rejected(exc.reason, exc.detail, raw)

@@ -1,0 +1,465 @@
+"""The engine: apply events to customer state in event time and run the rules.
+
+Each customer sees its events grouped by day, in arrival order within a day, with a
+day tick between days; that order, not the interleaving of customers, decides every
+warning, which is why a replay and a live run agree. Does no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+from monitor.decode.decoder import decode
+from monitor.decode.events import (
+    Event,
+    FeedbackEvent,
+    Rejected,
+    RejectReason,
+    ReleaseEvent,
+    SubscriptionEvent,
+    UsageEvent,
+)
+from monitor.engine.accounting import ChurnLedger, FeedbackStats
+from monitor.engine.detectors import DETECTORS, Context, Release
+from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
+from monitor.engine.loader import RuleSet
+from monitor.engine.schema import IgnoredFeatureRule, Rule
+from monitor.settings import EngineSettings
+from monitor.state.clock import EventClock
+from monitor.state.customer import SECONDS_PER_DAY, CustomerState, DayCounts
+
+__all__ = ["Engine", "EngineStats"]
+
+logger = logging.getLogger(__name__)
+
+_RECOVERY = {"renewed", "reactivated", "started", "upgraded"}
+# What a customer did on a day, as bits: a rule runs on days with its kinds of
+# input, on the days it asked to look again, and never otherwise.
+_USAGE, _FEEDBACK, _BILLING = 1, 2, 4
+# Event-driven kinds judge each event as it comes; at day ends they only run
+# when they asked to look again (expiry, grace).
+_TRIGGERS = {
+    "declining_usage": _USAGE,
+    "inactivity": _USAGE,
+    "ignored_feature": _USAGE,
+    "threshold": _USAGE,
+    "vanishing_feedback": _FEEDBACK,
+    "negative_feedback": 0,
+    "billing_risk": 0,
+}
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counts of what went through the engine, for the summary and metrics."""
+
+    read: int = 0
+    applied: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class Engine:
+    """Own the customer states, the clock, the open warnings and the churn ledger."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        settings: EngineSettings | None = None,
+        sink: RecordSink | None = None,
+        on_reject: Callable[[Rejected], None] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.settings = settings or EngineSettings()
+        self.clock = EventClock(self.settings.allowed_lateness_s)
+        self.book = WarningBook(sink or (lambda record: None))
+        self.ledger = ChurnLedger(self.settings.period, self.settings.churn_grace_days)
+        self.feedback_stats = FeedbackStats(self.settings.feedback_window_days)
+        self.customers: dict[str, CustomerState] = {}
+        self.stats = EngineStats()
+        self.on_reject = on_reject
+        self.on_tick: list[Callable[[int], None]] = []
+        self._applied: dict[type, int] = {}
+        self._appliers: dict[type, Callable[[Any, int], None]] = {
+            UsageEvent: self._apply_usage,
+            FeedbackEvent: self._apply_feedback,
+            SubscriptionEvent: self._apply_subscription,
+            ReleaseEvent: self._apply_release,
+        }
+
+        lateness_days = int(self.settings.allowed_lateness_s // SECONDS_PER_DAY) + 2
+        self._capacity = rules.history_days + lateness_days
+        self._series = rules.series
+        self._pending: dict[int, list[Event]] = {}
+        self._seen: set[str] = set()
+        self._seen_ids: dict[int, list[str]] = {}
+        self._touched: dict[str, int] = {}
+        self._detectors = [DETECTORS[rule.kind] for rule in rules.rules]
+        self._masks: dict[int, list[tuple[Rule, Any]]] = {}
+        self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
+        self._rules_for = {
+            touched: sum(
+                1 << i
+                for i, rule in enumerate(rules.rules)
+                if _TRIGGERS[rule.kind] & touched
+            )
+            for touched in range(8)
+        }
+        # Day -> customer -> bit mask of the rules to run again on that day.
+        self._due: dict[int, dict[str, int]] = {}
+        self._active = DayCounts(0)
+        self._outage: set[int] = set()
+        self._outage_frozen: frozenset[int] = frozenset()
+        self.guard_active = False
+        self._instant: dict[str, list[Rule]] = {
+            "feedback": [r for r in rules.rules if r.kind == "negative_feedback"],
+            "subscription": [r for r in rules.rules if r.kind == "billing_risk"],
+        }
+        self._new_feature_rules = [
+            r
+            for r in rules.rules
+            if isinstance(r, IgnoredFeatureRule) and r.mode == "new"
+        ]
+        self._releases: dict[str, tuple[Release, ...]] = {}
+        self._release_passes: set[int] = set()
+        for rule in self._new_feature_rules:
+            for launch in rule.launches:
+                day = _day_of_date(launch.date)
+                plans = tuple(launch.plans) if launch.plans else None
+                self._add_release(rule, Release(launch.feature, day, plans))
+
+    # 1. Input
+
+    def process(self, raw: bytes) -> Event | Rejected:
+        """Decode and apply one raw event; bad input is counted and returned."""
+        item = decode(raw, self.settings.max_event_bytes)
+        self.stats.read += 1
+        if isinstance(item, Rejected):
+            self._reject(item)
+            return item
+        rejected = self.accept(item, raw)
+        return item if rejected is None else rejected
+
+    def accept(self, event: Event, raw: bytes = b"") -> Rejected | None:
+        """Apply a decoded event now, or hold it until its day is the open day."""
+        event_time = event.event_time
+        day = int(event_time // SECONDS_PER_DAY)
+        clock = self.clock
+        if clock.open_day is None:
+            clock.start(event_time)
+        elif day < clock.open_day:
+            return self._reject(Rejected(RejectReason.LATE, "day already closed", raw))
+        if event.event_id is not None and self._is_duplicate(event.event_id, day):
+            return self._reject(
+                Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
+            )
+
+        if event_time > clock.max_event_time:  # type: ignore[operator]
+            clock.max_event_time = event_time
+            closable = int((event_time - clock.lateness_s) // SECONDS_PER_DAY)
+            if closable > clock.open_day:  # type: ignore[operator]
+                self._close_days(closable)
+        if day == clock.open_day:
+            self._apply(event, day)
+        else:
+            self._pending.setdefault(day, []).append(event)
+        return None
+
+    def advance_to(self, epoch: float) -> None:
+        """Move the watermark to ``epoch`` and judge every day that ends before it."""
+        if self.clock.open_day is None:
+            self.clock.start(epoch)
+        watermark = self.clock.watermark or epoch
+        if epoch > watermark:
+            self.clock.max_event_time = epoch + self.clock.lateness_s
+        self._close_days(int(epoch // SECONDS_PER_DAY))
+
+    def _is_duplicate(self, event_id: str, day: int) -> bool:
+        # Ids are kept until their day closes; a copy arriving later is late anyway.
+        if event_id in self._seen:
+            return True
+        self._seen.add(event_id)
+        self._seen_ids.setdefault(day, []).append(event_id)
+        return False
+
+    def _reject(self, rejected: Rejected) -> Rejected:
+        reason = rejected.reason.value
+        self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
+        if self.on_reject is not None:
+            self.on_reject(rejected)
+        return rejected
+
+    # 2. State
+
+    def _state(self, customer_id: str, day: int) -> CustomerState:
+        state = self.customers.get(customer_id)
+        if state is None:
+            state = self.customers[customer_id] = CustomerState(first_day=day)
+        return state
+
+    def _apply(self, event: Event, day: int) -> None:
+        kind = type(event)
+        counts = self._applied
+        counts[kind] = counts.get(kind, 0) + 1
+        self._appliers[kind](event, day)
+
+    def _apply_usage(self, event: UsageEvent, day: int) -> None:
+        customer_id = event.customer_id
+        state = self.customers.get(customer_id)
+        if state is None:
+            state = self.customers[customer_id] = CustomerState(first_day=day)
+        if state.record_usage(day, 1, self._capacity):
+            self._active.add(day, 1, self._capacity)
+            self._touched[customer_id] = self._touched.get(customer_id, 0) | _USAGE
+        for key, match, counts_events in self._series:
+            if (match.action is None or match.action == event.action) and (
+                match.feature is None or match.feature == event.feature
+            ):
+                amount = 1 if counts_events else event.count
+                state.record_series(key, day, amount, self._capacity)
+        if event.feature is not None:
+            state.record_feature(event.feature, day)
+
+    def _apply_feedback(self, event: FeedbackEvent, day: int) -> None:
+        state = self._state(event.customer_id, day)
+        state.record_feedback(day, event.channel, event.score, event.sentiment)
+        self.feedback_stats.record(event.channel, event.score, day)
+        touched = self._touched
+        touched[event.customer_id] = touched.get(event.customer_id, 0) | _FEEDBACK
+        self._evaluate_now("feedback", event.customer_id, state, event.event_time)
+
+    def _apply_subscription(self, event: SubscriptionEvent, day: int) -> None:
+        customer_id, at, status = event.customer_id, event.event_time, event.status
+        state = self._state(customer_id, day)
+        self.ledger.apply(customer_id, at, status, event.plan, event.mrr)
+        if status == "payment_failed":
+            state.payment_failed_at = at
+        elif status in _RECOVERY:
+            state.payment_ok_at = at
+        if status == "downgraded":
+            state.downgraded_at = at
+        elif status in ("upgraded", "started", "reactivated"):
+            state.upgraded_at = at
+        state.status = status
+        state.plan = event.plan or state.plan
+        state.mrr = event.mrr if event.mrr is not None else state.mrr
+        if status == "cancelled":
+            self.book.close_all(customer_id, at, "customer cancelled")
+            return
+        self._touched[customer_id] = self._touched.get(customer_id, 0) | _BILLING
+        self._evaluate_now("subscription", customer_id, state, at)
+
+    def _apply_release(self, event: ReleaseEvent, day: int) -> None:
+        release = Release(event.feature, day, event.plans)
+        for rule in self._new_feature_rules:
+            self._add_release(rule, release)
+        logger.info("feature release seen: feature=%s day=%d", event.feature, day)
+
+    def _add_release(self, rule: IgnoredFeatureRule, release: Release) -> None:
+        known = self._releases.get(rule.name, ())
+        if any(r.feature == release.feature for r in known):
+            return
+        self._releases[rule.name] = (*known, release)
+        self._release_passes.add(release.day + rule.after_days)
+
+    # 3. Judging
+
+    def _evaluate_now(
+        self, kind: str, customer_id: str, state: CustomerState, at: float
+    ) -> None:
+        """Run the event-driven rules at the event's own time."""
+        rules = self._instant[kind]
+        if not rules or state.is_cancelled:
+            return
+        day = int(at // SECONDS_PER_DAY)
+        ctx = self._context(day)
+        for rule in rules:
+            recheck = self._judge(rule, customer_id, state, ctx, at)
+            if recheck is not None and recheck > day:
+                self._schedule(recheck, customer_id, rule)
+
+    def _schedule(self, day: int, customer_id: str, rule: Rule) -> None:
+        """Ask for a rule to run again for a customer on a day."""
+        entry = self._due.get(day)
+        if entry is None:
+            entry = self._due[day] = {}
+        entry[customer_id] = entry.get(customer_id, 0) | self._rule_bits[rule.name]
+
+    def _judge(
+        self,
+        rule: Rule,
+        customer_id: str,
+        state: CustomerState,
+        ctx: Context,
+        at: float,
+    ) -> int | None:
+        """Run one rule for one customer; return the day it wants to look again."""
+        warning = self.book.get(customer_id, rule.name)
+        if warning is not None and at < warning.opened_at:
+            return None
+        finding: Finding = DETECTORS[rule.kind](rule, state, ctx, warning)
+        if finding.fire is None or (finding.fire is False and warning is None):
+            return finding.recheck_day
+        return self._settle(rule, customer_id, warning, finding, at)
+
+    def _settle(
+        self,
+        rule: Rule,
+        customer_id: str,
+        warning: ChurnWarning | None,
+        finding: Finding,
+        at: float,
+    ) -> int | None:
+        """Apply a finding that changes or refreshes a warning."""
+        self.book.apply(rule, customer_id, finding, at)
+        still_open = self.book.get(customer_id, rule.name) is warning
+        if warning is not None and finding.fire is False and still_open:
+            # Held by min_open_days; look again once that has passed.
+            opened_day = int(warning.opened_at // SECONDS_PER_DAY)
+            return opened_day + rule.min_open_days
+        return finding.recheck_day
+
+    def _context(self, day: int) -> Context:
+        return Context(day, self.guard_active, self._outage_frozen, self._releases)
+
+    def _close_days(self, first_open: int) -> None:
+        clock = self.clock
+        while clock.open_day is not None and clock.open_day < first_open:
+            day = clock.open_day
+            self._tick(day)
+            clock.open_day = day + 1
+            self._seen.difference_update(self._seen_ids.pop(day, ()))
+            for event in self._pending.pop(day + 1, ()):
+                self._apply(event, day + 1)
+
+    def _tick(self, day: int) -> None:
+        """Judge a complete day: the guard, the due customers, the churn ledger."""
+        self._update_guard(day)
+        touched, self._touched = self._touched, {}
+        due = self._due.pop(day, {})
+        if day in self._release_passes:
+            self._release_passes.discard(day)
+            every = (1 << len(self.rules.rules)) - 1
+            due = {customer_id: every for customer_id in self.customers}
+        rules_for = self._rules_for
+        for customer_id, kinds in touched.items():
+            due[customer_id] = due.get(customer_id, 0) | rules_for[kinds]
+
+        ctx = self._context(day)
+        at = float((day + 1) * SECONDS_PER_DAY)
+        customers, open_for, schedule = (
+            self.customers,
+            self.book.open_for,
+            self._schedule,
+        )
+        for customer_id in sorted(due):
+            state = customers[customer_id]
+            if state.status == "cancelled":
+                continue
+            open_now = open_for(customer_id)
+            for rule, detect in self._selected(due[customer_id]):
+                warning = open_now.get(rule.name) if open_now else None
+                finding = detect(rule, state, ctx, warning)
+                recheck = finding.recheck_day
+                if finding.fire or (finding.fire is False and warning is not None):
+                    recheck = self._settle(rule, customer_id, warning, finding, at)
+                if recheck is not None and recheck > day:
+                    schedule(recheck, customer_id, rule)
+
+        self.ledger.close_day(day)
+        for listener in self.on_tick:
+            listener(day)
+
+    def _selected(self, mask: int) -> list[tuple[Rule, Any]]:
+        """Return the rules and detectors named by a bit mask, cached per mask."""
+        selected = self._masks.get(mask)
+        if selected is None:
+            selected = self._masks[mask] = [
+                (rule, self._detectors[i])
+                for i, rule in enumerate(self.rules.rules)
+                if mask >> i & 1
+            ]
+        return selected
+
+    def _update_guard(self, day: int) -> None:
+        """Call a day an outage when far fewer customers were active than usual."""
+        usual = [
+            self._active.get(day - 7 * k)
+            for k in range(1, 5)
+            if day - 7 * k not in self._outage and self._active.get(day - 7 * k)
+        ]
+        active = self._active.get(day)
+        reference = statistics.median(usual) if usual else 0
+        settings = self.settings
+        outage = (
+            reference >= settings.guard_min_customers
+            and active < (1 - settings.guard_drop) * reference
+        )
+        if outage:
+            self._outage.add(day)
+            self._outage = {d for d in self._outage if d > day - self._capacity}
+            self._outage_frozen = frozenset(self._outage)
+        if outage != self.guard_active:
+            self.guard_active = outage
+            if outage:
+                logger.warning(
+                    "absence rules held, population-wide silence: day=%s active=%d "
+                    "usual=%d",
+                    _day_label(day),
+                    active,
+                    reference,
+                )
+            else:
+                logger.info(
+                    "absence rules resumed: day=%s active=%d", _day_label(day), active
+                )
+
+    # 4. Reading
+
+    def health(self, customer_id: str) -> int:
+        return self.book.health(customer_id)
+
+    def sync_stats(self) -> EngineStats:
+        """Bring the applied counts of ``stats`` up to date and return it."""
+        names = {
+            UsageEvent: "usage",
+            FeedbackEvent: "feedback",
+            SubscriptionEvent: "subscription",
+            ReleaseEvent: "release",
+        }
+        self.stats.by_type = {names[k]: n for k, n in self._applied.items()}
+        self.stats.applied = sum(self._applied.values())
+        return self.stats
+
+    def summary(self) -> dict[str, Any]:
+        """Return the counts printed at the end of a replay."""
+        self.sync_stats()
+        return {
+            "events_read": self.stats.read,
+            "events_applied": self.stats.applied,
+            "events_by_type": dict(sorted(self.stats.by_type.items())),
+            "rejected": dict(sorted(self.stats.rejected.items())),
+            "warnings_opened": self.book.opened,
+            "warnings_resolved": self.book.resolved,
+            "warnings_open": len(self.book.all_open()),
+            "customers": len(self.customers),
+            "watermark": None if self.clock.watermark is None else self.clock.watermark,
+        }
+
+
+def _day_of_date(value: Any) -> int:
+    moment = datetime.combine(value, time(0), tzinfo=None)
+    return moment.toordinal() - 719_163
+
+
+def _day_label(day: int) -> str:
+    return datetime.fromordinal(day + 719_163).date().isoformat()

@@ -1,0 +1,157 @@
+"""Warning lifecycle: open on a firing finding, hold while it lasts, resolve when clear.
+
+Emits one record per change and nothing else; ids are stable, so a replay or a
+restart rebuilds the same warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.decode.decoder import format_time
+from monitor.state.customer import SECONDS_PER_DAY
+
+__all__ = ["ChurnWarning", "Finding", "RecordSink", "WarningBook", "warning_id"]
+
+logger = logging.getLogger(__name__)
+
+RecordSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Finding:
+    """A detector's verdict: fire (True), clear (False) or no change (None)."""
+
+    fire: bool | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    recheck_day: int | None = None
+
+
+@dataclass(slots=True)
+class ChurnWarning:
+    """An open warning for one customer and one rule."""
+
+    id: str
+    customer_id: str
+    rule: str
+    kind: str
+    severity: str
+    weight: int
+    action: str
+    opened_at: float
+    evidence: dict[str, Any]
+
+
+def warning_id(customer_id: str, rule: str, opened_at: float) -> str:
+    """Return the stable id of the warning opened for a customer and rule at a time."""
+    key = f"{customer_id}\x1f{rule}\x1f{int(opened_at)}".encode()
+    return hashlib.sha256(key).hexdigest()[:20]
+
+
+class WarningBook:
+    """Hold the open warnings and turn findings into lifecycle records."""
+
+    def __init__(self, sink: RecordSink) -> None:
+        self._sink = sink
+        self._open: dict[str, dict[str, ChurnWarning]] = {}
+        self.opened = 0
+        self.resolved = 0
+        self.on_change: list[Callable[[ChurnWarning, str], None]] = []
+
+    def open_for(self, customer_id: str) -> dict[str, ChurnWarning]:
+        return self._open.get(customer_id, {})
+
+    def get(self, customer_id: str, rule: str) -> ChurnWarning | None:
+        return self._open.get(customer_id, {}).get(rule)
+
+    def all_open(self) -> list[ChurnWarning]:
+        return [w for by_rule in self._open.values() for w in by_rule.values()]
+
+    def health(self, customer_id: str) -> int:
+        """Return 100 minus the weights of the customer's open warnings, at least 0."""
+        open_now = self._open.get(customer_id)
+        if not open_now:
+            return 100
+        return max(0, 100 - sum(w.weight for w in open_now.values()))
+
+    def apply(
+        self, rule: Any, customer_id: str, finding: Finding, at: float
+    ) -> str | None:
+        """Open, keep or resolve the rule's warning; return the change made."""
+        warning = self.get(customer_id, rule.name)
+        if finding.fire is True:
+            if warning is not None:
+                warning.evidence = finding.evidence
+                return None
+            warning = ChurnWarning(
+                id=warning_id(customer_id, rule.name, at),
+                customer_id=customer_id,
+                rule=rule.name,
+                kind=rule.kind,
+                severity=rule.severity,
+                weight=rule.weight,
+                action=rule.action,
+                opened_at=at,
+                evidence=finding.evidence,
+            )
+            self._open.setdefault(customer_id, {})[rule.name] = warning
+            self.opened += 1
+            self._emit(warning, "opened", at, finding.evidence)
+            return "opened"
+
+        if finding.fire is False and warning is not None:
+            # Hysteresis in time: a warning stays open for min_open_days at least.
+            if at - warning.opened_at < rule.min_open_days * SECONDS_PER_DAY:
+                return None
+            self.close(warning, at, finding.evidence)
+            return "resolved"
+        return None
+
+    def close(self, warning: ChurnWarning, at: float, evidence: dict[str, Any]) -> None:
+        """Resolve an open warning with the evidence that cleared it."""
+        by_rule = self._open.get(warning.customer_id, {})
+        by_rule.pop(warning.rule, None)
+        if not by_rule:
+            self._open.pop(warning.customer_id, None)
+        self.resolved += 1
+        self._emit(warning, "resolved", at, evidence)
+
+    def close_all(self, customer_id: str, at: float, reason: str) -> None:
+        """Resolve every open warning of a customer, e.g. when it cancels."""
+        for warning in sorted(self.open_for(customer_id).values(), key=_by_rule):
+            self.close(warning, at, {"resolution": reason, "summary": reason})
+
+    def restore(self, warning: ChurnWarning) -> None:
+        """Put back a warning loaded from a checkpoint, without emitting."""
+        self._open.setdefault(warning.customer_id, {})[warning.rule] = warning
+
+    def _emit(
+        self, warning: ChurnWarning, status: str, at: float, evidence: dict[str, Any]
+    ) -> None:
+        logger.debug(
+            "warning %s: customer=%s rule=%s", status, warning.customer_id, warning.rule
+        )
+        self._sink(
+            {
+                "customer_id": warning.customer_id,
+                "rule": warning.rule,
+                "kind": warning.kind,
+                "status": status,
+                "at": format_time(at),
+                "severity": warning.severity,
+                "evidence": evidence,
+                "action": warning.action,
+                "id": warning.id,
+                "health_score": self.health(warning.customer_id),
+            }
+        )
+        for listener in self.on_change:
+            listener(warning, status)
+
+
+def _by_rule(warning: ChurnWarning) -> str:
+    return warning.rule

@@ -1,0 +1,91 @@
+"""Settings: one YAML file plus ``CHURN_``-prefixed environment overrides.
+
+Validates only; building the pipeline from settings is ``app``'s job.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.errors import SettingsError
+
+__all__ = ["EngineSettings", "Settings", "load_settings"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSettings(_Section):
+    """How the engine keeps time, counts churn and guards against outages."""
+
+    allowed_lateness_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 7_200
+    period: Literal["month", "week", "quarter"] = "month"
+    churn_grace_days: Annotated[int, Field(ge=0, le=90)] = 7
+    feedback_window_days: Annotated[int, Field(ge=1, le=730)] = 90
+    max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
+    # Population-wide silence guard: a day whose active customers fall below
+    # (1 - guard_drop) of the same weekday's usual level is taken as an outage.
+    guard_drop: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    guard_min_customers: Annotated[int, Field(ge=1)] = 30
+
+
+class Settings(_Section):
+    """Top-level settings; sections are added by the stages that need them."""
+
+    rules_dir: Path = Path("rules")
+    engine: EngineSettings = EngineSettings()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn ``CHURN_ENGINE__PERIOD=week`` into ``{"engine": {"period": "week"}}``."""
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("CHURN_") or "__" not in key:
+            continue
+        path = key[len("CHURN_") :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read settings from a YAML file (optional) and the environment."""
+    data: dict[str, Any] = {}
+    source = str(path) if path else "environment"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(source, "(file)", str(exc)) from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(source, "(file)", "expected a mapping")
+        data = loaded
+    data = _merge(
+        data, _env_overrides(dict(os.environ if environ is None else environ))
+    )
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise SettingsError(source, field, first["msg"]) from exc

@@ -1,0 +1,213 @@
+"""Compact per-customer state: daily counters, feature use, feedback, subscription.
+
+Holds facts only; judging them is the engine's job. Days are whole UTC days since
+the epoch (``int(epoch_seconds // 86400)``).
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from dataclasses import dataclass
+
+__all__ = [
+    "FEEDBACK_CODES",
+    "SECONDS_PER_DAY",
+    "CustomerState",
+    "DayCounts",
+    "FeatureUse",
+    "FeedbackRecord",
+    "pack_feature",
+    "pack_feedback",
+    "unpack_feature",
+    "unpack_feedback",
+]
+
+SECONDS_PER_DAY = 86_400
+# Channel codes for packed feedback records; order is part of the checkpoint format.
+FEEDBACK_CODES = (
+    "survey",
+    "nps",
+    "csat",
+    "support_ticket",
+    "review",
+    "social",
+    "other",
+)
+_CHANNEL_CODE = {name: code for code, name in enumerate(FEEDBACK_CODES)}
+_NONE = 255
+_DAY_MASK = (1 << 20) - 1
+_FIRST_MASK = _DAY_MASK
+_FEEDBACK_KEEP = 16
+
+
+class DayCounts:
+    """Daily counters for the last ``capacity`` days, contiguous for cheap slicing."""
+
+    __slots__ = ("base_day", "counts")
+
+    def __init__(self, base_day: int, counts: array[int] | None = None) -> None:
+        self.base_day = base_day
+        self.counts: array[int] = counts if counts is not None else array("I")
+
+    def add(self, day: int, amount: int, capacity: int) -> bool:
+        """Add to a day's counter; return False when the day is older than kept."""
+        index = day - self.base_day
+        if index < 0:
+            return False
+        counts = self.counts
+        if index >= capacity:
+            shift = index - capacity + 1
+            if shift >= len(counts):
+                del counts[:]
+            else:
+                del counts[:shift]
+            self.base_day += shift
+            index -= shift
+        if index >= len(counts):
+            counts.frombytes(bytes(counts.itemsize * (index + 1 - len(counts))))
+        counts[index] += amount
+        return True
+
+    def get(self, day: int) -> int:
+        index = day - self.base_day
+        if 0 <= index < len(self.counts):
+            return self.counts[index]
+        return 0
+
+    def total(self, first_day: int, last_day: int) -> int:
+        """Sum the counters of days ``first_day..last_day`` inclusive."""
+        start = max(first_day - self.base_day, 0)
+        stop = min(last_day - self.base_day + 1, len(self.counts))
+        if stop <= start:
+            return 0
+        return sum(self.counts[start:stop])
+
+    def days(self, first_day: int, last_day: int) -> list[tuple[int, int]]:
+        """Return ``(day, count)`` for the non-zero days in the range."""
+        start = max(first_day - self.base_day, 0)
+        stop = min(last_day - self.base_day + 1, len(self.counts))
+        base = self.base_day
+        return [
+            (base + i, self.counts[i]) for i in range(start, stop) if self.counts[i]
+        ]
+
+    def last_nonzero(self, up_to_day: int) -> int:
+        """Return the latest day at or before ``up_to_day`` with a count, or -1."""
+        stop = min(up_to_day - self.base_day, len(self.counts) - 1)
+        for i in range(stop, -1, -1):
+            if self.counts[i]:
+                return self.base_day + i
+        return -1
+
+
+FeatureUse = tuple[int, int, int]
+FeedbackRecord = tuple[int, str, float | None, float | None]
+
+
+def pack_feature(first_day: int, last_day: int, days_used: int) -> int:
+    """Pack a feature's first day, last day and distinct days used into one int."""
+    return first_day | (last_day << 20) | (days_used << 40)
+
+
+def unpack_feature(packed: int) -> FeatureUse:
+    mask = (1 << 20) - 1
+    return packed & mask, (packed >> 20) & mask, packed >> 40
+
+
+def pack_feedback(
+    day: int, channel: str, score: float | None, sentiment: float | None
+) -> int:
+    """Pack one feedback response: day, channel, score x10 and sentiment."""
+    score_code = _NONE if score is None else round(score * 10)
+    sentiment_code = _NONE if sentiment is None else round((sentiment + 1) * 100)
+    return (
+        (day << 24) | (_CHANNEL_CODE[channel] << 16) | (score_code << 8)
+    ) | sentiment_code
+
+
+def unpack_feedback(packed: int) -> FeedbackRecord:
+    score_code = (packed >> 8) & 0xFF
+    sentiment_code = packed & 0xFF
+    return (
+        packed >> 24,
+        FEEDBACK_CODES[(packed >> 16) & 0xFF],
+        None if score_code == _NONE else score_code / 10,
+        None if sentiment_code == _NONE else sentiment_code / 100 - 1,
+    )
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """What the monitor remembers about one customer; kept small on purpose."""
+
+    first_day: int
+    usage: DayCounts | None = None
+    last_usage_day: int = -1
+    series: dict[str, DayCounts] | None = None
+    features: dict[str, int] | None = None
+    feedback: list[int] | None = None
+    status: str | None = None
+    plan: str | None = None
+    mrr: float | None = None
+    downgraded_at: float = -1.0
+    payment_failed_at: float = -1.0
+    payment_ok_at: float = -1.0
+    upgraded_at: float = -1.0
+
+    def record_usage(self, day: int, count: int, capacity: int) -> bool:
+        """Count usage on a day; return True when it is the day's first use."""
+        if self.usage is None:
+            self.usage = DayCounts(day)
+        if day > self.last_usage_day:
+            self.last_usage_day = day
+            self.usage.add(day, count, capacity)
+            return True
+        self.usage.add(day, count, capacity)
+        return False
+
+    def record_series(self, key: str, day: int, count: int, capacity: int) -> None:
+        if self.series is None:
+            self.series = {}
+        counts = self.series.get(key)
+        if counts is None:
+            counts = self.series[key] = DayCounts(day)
+        counts.add(day, count, capacity)
+
+    def record_feature(self, feature: str, day: int) -> None:
+        if self.features is None:
+            self.features = {}
+        packed = self.features.get(feature)
+        if packed is None:
+            self.features[feature] = pack_feature(day, day, 1)
+            return
+        # Days arrive in order (the engine applies a day's events only while it
+        # is the open day), so a later day is a new day of use.
+        if day > (packed >> 20) & _DAY_MASK:
+            self.features[feature] = (
+                (packed & _FIRST_MASK) | (day << 20) | (((packed >> 40) + 1) << 40)
+            )
+
+    def feature_use(self, feature: str) -> FeatureUse | None:
+        if self.features is None:
+            return None
+        packed = self.features.get(feature)
+        return None if packed is None else unpack_feature(packed)
+
+    def record_feedback(
+        self, day: int, channel: str, score: float | None, sentiment: float | None
+    ) -> None:
+        if self.feedback is None:
+            self.feedback = []
+        bisect.insort(self.feedback, pack_feedback(day, channel, score, sentiment))
+        if len(self.feedback) > _FEEDBACK_KEEP:
+            del self.feedback[0]
+
+    def feedback_records(self) -> list[FeedbackRecord]:
+        if not self.feedback:
+            return []
+        return [unpack_feedback(packed) for packed in self.feedback]
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == "cancelled"

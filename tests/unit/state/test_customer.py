@@ -1,0 +1,85 @@
+"""Daily counters and packed records keep what a plain model would."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.state.customer import (
+    CustomerState,
+    DayCounts,
+    pack_feedback,
+    unpack_feedback,
+)
+
+CAPACITY = 20
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 60), st.integers(1, 50)), max_size=80),
+    st.integers(0, 80),
+    st.integers(0, 25),
+)
+def test_daycounts_match_a_plain_dict_within_capacity(
+    adds: list[tuple[int, int]], end: int, width: int
+) -> None:
+    """Days arrive in order (as the engine applies them); sums match a dict."""
+    counts = DayCounts(1000)
+    model: dict[int, int] = {}
+    for day, amount in sorted(adds):
+        counts.add(1000 + day, amount, CAPACITY)
+        model[day] = model.get(day, 0) + amount
+    newest = max((d for d, _ in adds), default=0)
+    first = max(end - width, newest - CAPACITY + 1)
+
+    expected = sum(n for d, n in model.items() if first <= d <= end)
+
+    assert counts.total(1000 + first, 1000 + end) == expected
+    assert len(counts.counts) <= CAPACITY
+
+
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=40))
+def test_daycounts_last_nonzero_is_latest_day(days: list[int]) -> None:
+    counts = DayCounts(500)
+    for day in sorted(days):
+        counts.add(500 + day, 1, 64)
+
+    assert counts.last_nonzero(500 + 40) == 500 + max(days)
+    assert counts.last_nonzero(500 + min(days) - 1) == -1
+
+
+@given(
+    st.integers(0, 60000),
+    st.sampled_from(["nps", "csat", "survey"]),
+    st.one_of(st.none(), st.integers(0, 10).map(float)),
+    st.one_of(st.none(), st.floats(-1, 1).map(lambda x: round(x, 2))),
+)
+def test_feedback_record_round_trips(
+    day: int, channel: str, score: float | None, sentiment: float | None
+) -> None:
+    got = unpack_feedback(pack_feedback(day, channel, score, sentiment))
+
+    assert got[:3] == (day, channel, score)
+    assert (got[3] is None) == (sentiment is None)
+    if sentiment is not None and got[3] is not None:
+        assert abs(got[3] - sentiment) < 0.006
+
+
+def test_feature_use_counts_distinct_days() -> None:
+    state = CustomerState(first_day=10)
+    for day in (10, 10, 11, 15, 15, 15):
+        state.record_feature("reports", day)
+
+    assert state.feature_use("reports") == (10, 15, 3)
+    assert state.feature_use("missing") is None
+
+
+def test_feedback_memory_is_bounded() -> None:
+    state = CustomerState(first_day=0)
+    for day in range(100):
+        state.record_feedback(day, "survey", 5.0, None)
+
+    records = state.feedback_records()
+
+    assert len(records) == 16
+    assert records[-1][0] == 99
