@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import SettingsError
 
-__all__ = ["EngineSettings", "Settings", "load_settings"]
+__all__ = [
+    "EngineSettings",
+    "KafkaSettings",
+    "MetricsSettings",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]
 
 
 class _Section(BaseModel):
@@ -35,11 +42,66 @@ class EngineSettings(_Section):
     guard_min_customers: Annotated[int, Field(ge=1)] = 30
 
 
+class KafkaSettings(_Section):
+    """Where events come from and where warnings and dead letters go."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "churn-monitor"
+    client_id: str = "churn-monitor"
+    # One topic for every event type, or a topic per type (both may be listed).
+    topics: list[str] = ["churn.events"]
+    releases_topic: str = "churn.releases"
+    warnings_topic: str = "churn.warnings"
+    dead_letter_topic: str = "churn.events.dlq"
+    changelog_topic: str = "churn.state-changelog"
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 4
+    replication_factor: Annotated[int, Field(ge=1, le=7)] = 1
+    commit_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+    poll_timeout_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_poll_records: Annotated[int, Field(ge=1, le=100_000)] = 2_000
+    idle_advance_s: Annotated[float, Field(ge=0)] = 300.0
+    # Security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+
+class StoreSettings(_Section):
+    """The embedded checkpoint store (SQLite), one file per instance."""
+
+    path: Path = Path("state/churn-monitor.db")
+
+
+class MetricsSettings(_Section):
+    """The Prometheus exporter and health endpoints."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1:9108"
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password: str | None = None
+    # Per-customer series exist only for open warnings, and never more than this.
+    customer_series_cap: Annotated[int, Field(ge=0, le=1_000_000)] = 5_000
+    # When set, customer ids in labels are replaced by a keyed hash.
+    pseudonymise_key: str | None = None
+
+
 class Settings(_Section):
-    """Top-level settings; sections are added by the stages that need them."""
+    """Top-level settings."""
 
     rules_dir: Path = Path("rules")
     engine: EngineSettings = EngineSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    store: StoreSettings = StoreSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -52,7 +114,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        # Lists and mappings come as YAML flow text: CHURN_KAFKA__TOPICS='[a, b]'.
+        node[path[-1]] = yaml.safe_load(value) if value[:1] in "[{" else value
     return tree
 
 
