@@ -10,6 +10,7 @@ import contextlib
 import csv
 import json
 import logging
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -40,6 +41,8 @@ def _setup_logging(verbose: int) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python narrates every connection at INFO; keep its warnings only.
+    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
 
 
 @contextlib.contextmanager
@@ -219,6 +222,43 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _run(args: argparse.Namespace) -> int:
+    from monitor.app import Monitor
+
+    settings = _settings(args)
+    if args.bootstrap:
+        settings = settings.model_copy(
+            update={
+                "kafka": settings.kafka.model_copy(
+                    update={"bootstrap_servers": args.bootstrap}
+                )
+            }
+        )
+    rules = load_rules(Path(args.rules or settings.rules_dir))
+    monitor = Monitor(settings, rules)
+
+    def _stop(signum: int, frame: object) -> None:
+        logger.info("shutdown requested: signal=%s", signal.Signals(signum).name)
+        monitor.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    monitor.run()
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from monitor.ingest.producer import produce_file
+
+    settings = _settings(args)
+    kafka = settings.kafka
+    if args.bootstrap:
+        kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+    counts = produce_file(read_lines(args.events), kafka, rate=args.rate)
+    print(json.dumps(counts), file=sys.stderr)
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(event_json_schema(), indent=2))
     return 0
@@ -276,6 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--horizon-days", type=int, default=60)
     bt.add_argument("--json", action="store_true", help="print scores as JSON")
     bt.set_defaults(func=_backtest)
+
+    run = sub.add_parser("run", help="consume events live from Kafka")
+    run.add_argument("--config", help="settings YAML file")
+    run.add_argument("--rules", help="folder of rule files (default: rules/)")
+    run.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides settings)")
+    run.set_defaults(func=_run)
+
+    produce = sub.add_parser(
+        "produce", help="send a JSONL history to Kafka (keyed by customer)"
+    )
+    produce.add_argument("events", help="JSONL file of events, or - for stdin")
+    produce.add_argument("--config", help="settings YAML file")
+    produce.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    produce.add_argument(
+        "--rate", type=float, help="events per second (default: as fast as possible)"
+    )
+    produce.set_defaults(func=_produce)
 
     schema = sub.add_parser("schema", help="print the event JSON Schema")
     schema.set_defaults(func=_schema)

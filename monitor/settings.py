@@ -56,7 +56,12 @@ class KafkaSettings(_Section):
     changelog_topic: str = "churn.state-changelog"
     partitions: Annotated[int, Field(ge=1, le=1024)] = 4
     replication_factor: Annotated[int, Field(ge=1, le=7)] = 1
-    commit_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+    instance_id: str | None = None
+    commit_interval_s: Annotated[float, Field(gt=0, le=300)] = 0.5
+    session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 10.0
+    transaction_timeout_s: Annotated[float, Field(ge=1, le=900)] = 10.0
+    request_timeout_s: Annotated[float, Field(ge=1, le=300)] = 10.0
+    restore_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     poll_timeout_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     max_poll_records: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     idle_advance_s: Annotated[float, Field(ge=0)] = 300.0

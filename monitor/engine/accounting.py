@@ -19,6 +19,7 @@ __all__ = [
     "ChurnLedger",
     "FeedbackStats",
     "PeriodFigures",
+    "Subscription",
     "period_of",
 ]
 
@@ -85,22 +86,24 @@ class PeriodFigures:
         return sorted(set(self.at_start) | set(self.lost))
 
 
-@dataclass(slots=True)
-class _Subscriber:
-    plan: str
-    mrr: float
-    active: bool
+Subscription = tuple[bool, str, float]
+"""A customer's subscription as the ledger sees it: active, plan, MRR."""
 
 
 class ChurnLedger:
-    """Follow subscriptions in event time and count churn per period and plan."""
+    """Follow subscriptions in event time and count churn per period and plan.
+
+    Keeps running totals per plan, not a copy of every customer: the engine passes
+    each customer's subscription before and after an event.
+    """
 
     def __init__(self, kind: PeriodKind = "month", grace_days: int = 7) -> None:
         self.kind = kind
         self.grace_days = grace_days
-        self._subscribers: dict[str, _Subscriber] = {}
-        self._pending: dict[int, list[tuple[str, float, str, float, str]]] = {}
-        self._cancel_day: dict[str, int] = {}
+        self.active: dict[str, int] = {}
+        self.active_mrr: dict[str, float] = {}
+        self.pending: dict[int, list[tuple[str, str, float, str]]] = {}
+        self.cancel_day: dict[str, int] = {}
         self.periods: dict[str, PeriodFigures] = {}
         self.current: PeriodFigures | None = None
 
@@ -109,40 +112,39 @@ class ChurnLedger:
         customer_id: str,
         event_time: float,
         status: str,
-        plan: str | None,
-        mrr: float | None,
+        before: Subscription,
+        after: Subscription,
     ) -> None:
         """Record one subscription event; called in each customer's event order."""
         day = int(event_time // SECONDS_PER_DAY)
         self._ensure_period(day)
-        sub = self._subscribers.get(customer_id)
-        if sub is None:
-            sub = self._subscribers[customer_id] = _Subscriber(
-                plan or "unknown", mrr or 0.0, active=False
-            )
-        if status == "downgraded" and mrr is not None and mrr < sub.mrr:
-            self._add(self._figures(day).mrr_contraction, sub.plan, sub.mrr - mrr)
-        if status == "cancelled" and sub.active:
-            self._cancel_day[customer_id] = day
-            due = day + self.grace_days
+        was_active, old_plan, old_mrr = before
+        is_active, plan, mrr = after
+        if status == "downgraded" and mrr < old_mrr:
+            self._add(self._figures(day).mrr_contraction, old_plan, old_mrr - mrr)
+        if status == "cancelled" and was_active:
+            self.cancel_day[customer_id] = day
             label = period_of(day, self.kind)[0]
-            self._pending.setdefault(due, []).append(
-                (customer_id, event_time, sub.plan, sub.mrr, label)
+            self.pending.setdefault(day + self.grace_days, []).append(
+                (customer_id, old_plan, old_mrr, label)
             )
         elif status in ("started", "reactivated"):
-            self._cancel_day.pop(customer_id, None)
+            self.cancel_day.pop(customer_id, None)
 
-        sub.active = status in ACTIVE_STATUSES
-        sub.plan = plan or sub.plan
-        sub.mrr = mrr if mrr is not None else sub.mrr
+        if was_active:
+            self._add_int(self.active, old_plan, -1)
+            self._add(self.active_mrr, old_plan, -old_mrr)
+        if is_active:
+            self._add_int(self.active, plan, 1)
+            self._add(self.active_mrr, plan, mrr)
 
     def close_day(self, day: int) -> None:
         """Confirm losses whose grace ends today and open the next period."""
         self._ensure_period(day)
-        for customer_id, _, plan, mrr, label in self._pending.pop(day, ()):
-            if self._cancel_day.get(customer_id) is None:
+        for customer_id, plan, mrr, label in self.pending.pop(day, ()):
+            if self.cancel_day.get(customer_id) is None:
                 continue
-            del self._cancel_day[customer_id]
+            del self.cancel_day[customer_id]
             figures = self.periods.get(label)
             if figures is not None:
                 self._add_int(figures.lost, plan, 1)
@@ -163,10 +165,10 @@ class ChurnLedger:
 
     def _begin(self, label: str, start: int, partial: bool) -> PeriodFigures:
         figures = PeriodFigures(label, start, partial=partial)
-        for sub in self._subscribers.values():
-            if sub.active:
-                self._add_int(figures.at_start, sub.plan, 1)
-                self._add(figures.mrr_at_start, sub.plan, sub.mrr)
+        figures.at_start = {plan: n for plan, n in self.active.items() if n}
+        figures.mrr_at_start = {
+            plan: mrr for plan, mrr in self.active_mrr.items() if self.active.get(plan)
+        }
         self.periods[label] = figures
         if self.current is None or start > self.current.start_day:
             self.current = figures
@@ -184,7 +186,7 @@ class ChurnLedger:
         return figures.start_day + _period_days(figures.start_day, self.kind) - 1
 
     def active_count(self) -> int:
-        return sum(1 for sub in self._subscribers.values() if sub.active)
+        return sum(self.active.values())
 
     @staticmethod
     def _add(table: dict[str, float], plan: str, amount: float) -> None:

@@ -24,7 +24,7 @@ from monitor.decode.events import (
     SubscriptionEvent,
     UsageEvent,
 )
-from monitor.engine.accounting import ChurnLedger, FeedbackStats
+from monitor.engine.accounting import ACTIVE_STATUSES, ChurnLedger, FeedbackStats
 from monitor.engine.detectors import DETECTORS, Context, Release
 from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
 from monitor.engine.loader import RuleSet
@@ -99,10 +99,14 @@ class Engine:
         lateness_days = int(self.settings.allowed_lateness_s // SECONDS_PER_DAY) + 2
         self._capacity = rules.history_days + lateness_days
         self._series = rules.series
-        self._pending: dict[int, list[Event]] = {}
-        self._seen: set[str] = set()
-        self._seen_ids: dict[int, list[str]] = {}
+        # Day -> customers holding events for that day, in order of arrival.
+        self._pending_days: dict[int, dict[str, None]] = {}
+        self._pending_releases: dict[int, list[ReleaseEvent]] = {}
+        self._ids_by_day: dict[int, set[str]] = {}
+        self._release_ids: set[str] = set()
         self._touched: dict[str, int] = {}
+        # Customers changed since the last checkpoint took them.
+        self.dirty: set[str] = set()
         self._detectors = [DETECTORS[rule.kind] for rule in rules.rules]
         self._masks: dict[int, list[tuple[Rule, Any]]] = {}
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
@@ -158,7 +162,7 @@ class Engine:
             clock.start(event_time)
         elif day < clock.open_day:
             return self._reject(Rejected(RejectReason.LATE, "day already closed", raw))
-        if event.event_id is not None and self._is_duplicate(event.event_id, day):
+        if event.event_id is not None and self._is_duplicate(event, day):
             return self._reject(
                 Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
             )
@@ -171,8 +175,34 @@ class Engine:
         if day == clock.open_day:
             self._apply(event, day)
         else:
-            self._pending.setdefault(day, []).append(event)
+            self._hold(event, day)
         return None
+
+    def _hold(self, event: Event, day: int) -> None:
+        """Keep an event of a later day until that day opens."""
+        if isinstance(event, ReleaseEvent):
+            self._pending_releases.setdefault(day, []).append(event)
+            return
+        customer_id = event.customer_id
+        state = self._state(customer_id, day)
+        if state.pending is None:
+            state.pending = []
+        state.pending.append(event)
+        self._pending_days.setdefault(day, {})[customer_id] = None
+        self.dirty.add(customer_id)
+
+    def _release_held(self, day: int) -> None:
+        """Apply the events held for a day that has just opened."""
+        for event in self._pending_releases.pop(day, ()):
+            self._apply(event, day)
+        for customer_id in self._pending_days.pop(day, ()):
+            state = self.customers[customer_id]
+            held = state.pending or []
+            now = [e for e in held if int(e.event_time // SECONDS_PER_DAY) == day]
+            later = [e for e in held if int(e.event_time // SECONDS_PER_DAY) != day]
+            state.pending = later or None
+            for event in now:
+                self._apply(event, day)
 
     def advance_to(self, epoch: float) -> None:
         """Move the watermark to ``epoch`` and judge every day that ends before it."""
@@ -183,13 +213,35 @@ class Engine:
             self.clock.max_event_time = epoch + self.clock.lateness_s
         self._close_days(int(epoch // SECONDS_PER_DAY))
 
-    def _is_duplicate(self, event_id: str, day: int) -> bool:
+    def _is_duplicate(self, event: Event, day: int) -> bool:
         # Ids are kept until their day closes; a copy arriving later is late anyway.
-        if event_id in self._seen:
+        event_id = event.event_id
+        if isinstance(event, ReleaseEvent):
+            if event_id in self._release_ids:
+                return True
+            self._release_ids.add(event_id)  # type: ignore[arg-type]
+            return False
+        customer_id = event.customer_id
+        state = self._state(customer_id, day)
+        ids = state.recent_ids
+        if ids is None:
+            ids = state.recent_ids = {}
+        elif event_id in ids:
             return True
-        self._seen.add(event_id)
-        self._seen_ids.setdefault(day, []).append(event_id)
+        ids[event_id] = day  # type: ignore[index]
+        by_day = self._ids_by_day.get(day)
+        if by_day is None:
+            by_day = self._ids_by_day[day] = set()
+        by_day.add(customer_id)
         return False
+
+    def _forget_ids(self, day: int) -> None:
+        for customer_id in self._ids_by_day.pop(day, ()):
+            state = self.customers[customer_id]
+            if state.recent_ids:
+                kept = {i: d for i, d in state.recent_ids.items() if d > day}
+                state.recent_ids = kept or None
+                self.dirty.add(customer_id)
 
     def _reject(self, rejected: Rejected) -> Rejected:
         reason = rejected.reason.value
@@ -207,6 +259,8 @@ class Engine:
         return state
 
     def _apply(self, event: Event, day: int) -> None:
+        if not isinstance(event, ReleaseEvent):
+            self.dirty.add(event.customer_id)
         kind = type(event)
         counts = self._applied
         counts[kind] = counts.get(kind, 0) + 1
@@ -240,7 +294,15 @@ class Engine:
     def _apply_subscription(self, event: SubscriptionEvent, day: int) -> None:
         customer_id, at, status = event.customer_id, event.event_time, event.status
         state = self._state(customer_id, day)
-        self.ledger.apply(customer_id, at, status, event.plan, event.mrr)
+        before = (
+            state.status in ACTIVE_STATUSES,
+            state.plan or "unknown",
+            state.mrr or 0.0,
+        )
+        plan = event.plan or state.plan
+        mrr = event.mrr if event.mrr is not None else state.mrr
+        after = (status in ACTIVE_STATUSES, plan or "unknown", mrr or 0.0)
+        self.ledger.apply(customer_id, at, status, before, after)
         if status == "payment_failed":
             state.payment_failed_at = at
         elif status in _RECOVERY:
@@ -249,9 +311,7 @@ class Engine:
             state.downgraded_at = at
         elif status in ("upgraded", "started", "reactivated"):
             state.upgraded_at = at
-        state.status = status
-        state.plan = event.plan or state.plan
-        state.mrr = event.mrr if event.mrr is not None else state.mrr
+        state.status, state.plan, state.mrr = status, plan, mrr
         if status == "cancelled":
             self.book.close_all(customer_id, at, "customer cancelled")
             return
@@ -264,12 +324,24 @@ class Engine:
             self._add_release(rule, release)
         logger.info("feature release seen: feature=%s day=%d", event.feature, day)
 
+    def add_release(self, event: ReleaseEvent) -> None:
+        """Learn of a launch from outside this engine's stream, whatever its time.
+
+        Launches are facts for every customer, so lateness does not apply; a
+        deadline already behind the clock is judged at the next day end.
+        """
+        day = int(event.event_time // SECONDS_PER_DAY)
+        self._apply_release(event, day)
+
     def _add_release(self, rule: IgnoredFeatureRule, release: Release) -> None:
         known = self._releases.get(rule.name, ())
         if any(r.feature == release.feature for r in known):
             return
         self._releases[rule.name] = (*known, release)
-        self._release_passes.add(release.day + rule.after_days)
+        deadline = release.day + rule.after_days
+        if self.clock.open_day is not None:
+            deadline = max(deadline, self.clock.open_day)
+        self._release_passes.add(deadline)
 
     # 3. Judging
 
@@ -289,6 +361,7 @@ class Engine:
 
     def _schedule(self, day: int, customer_id: str, rule: Rule) -> None:
         """Ask for a rule to run again for a customer on a day."""
+        self.dirty.add(customer_id)
         entry = self._due.get(day)
         if entry is None:
             entry = self._due[day] = {}
@@ -337,9 +410,8 @@ class Engine:
             day = clock.open_day
             self._tick(day)
             clock.open_day = day + 1
-            self._seen.difference_update(self._seen_ids.pop(day, ()))
-            for event in self._pending.pop(day + 1, ()):
-                self._apply(event, day + 1)
+            self._forget_ids(day)
+            self._release_held(day + 1)
 
     def _tick(self, day: int) -> None:
         """Judge a complete day: the guard, the due customers, the churn ledger."""
@@ -354,6 +426,7 @@ class Engine:
         for customer_id, kinds in touched.items():
             due[customer_id] = due.get(customer_id, 0) | rules_for[kinds]
 
+        self.dirty.update(due)
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
         customers, open_for, schedule = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "FEEDBACK_CODES",
@@ -154,6 +155,10 @@ class CustomerState:
     payment_failed_at: float = -1.0
     payment_ok_at: float = -1.0
     upgraded_at: float = -1.0
+    # Events of days not yet open (within the lateness), in arrival order.
+    pending: list[Any] | None = None
+    # event_id -> day, for the days still open: a repeat is a duplicate.
+    recent_ids: dict[str, int] | None = None
 
     def record_usage(self, day: int, count: int, capacity: int) -> bool:
         """Count usage on a day; return True when it is the day's first use."""

@@ -40,6 +40,7 @@ import yaml
 
 __all__ = [
     "ALERTMANAGER_CONFIG",
+    "CONTRACT_METRICS",
     "DEPLOY_DIR",
     "PROMETHEUS_CONFIG",
     "RULE_FILES",
@@ -64,6 +65,40 @@ PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
 RULE_FILES = tuple(sorted((DEPLOY_DIR / "prometheus" / "rules").glob("*.yml")))
 ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
 MONITOR_JOB = "churn-monitor"
+
+# The exporter's metric names that deploy/ (rules, alerts, dashboard) relies on;
+# tests/unit/outputs checks that the exporter serves every one of them.
+CONTRACT_METRICS = frozenset(
+    {
+        "churn_period_customers_at_start",
+        "churn_period_customers_lost",
+        "churn_period_mrr_at_start",
+        "churn_period_mrr_lost",
+        "churn_period_mrr_contraction",
+        "churn_feedback_responses",
+        "churn_customers_tracked",
+        "churn_customers_at_risk",
+        "churn_customers_warned",
+        "churn_customer_health_score_bucket",
+        "churn_customer_health_score_sum",
+        "churn_customer_health_score_count",
+        "churn_customer_warning",
+        "churn_absence_guard_active",
+        "churn_events_consumed_total",
+        "churn_events_rejected_total",
+        "churn_warnings_opened_total",
+        "churn_warnings_resolved_total",
+        "churn_consumer_lag_messages",
+        "churn_event_time_lag_seconds",
+        "churn_processing_latency_seconds_bucket",
+        "churn_processing_latency_seconds_sum",
+        "churn_processing_latency_seconds_count",
+        "churn_checkpoint_age_seconds",
+        "churn_rules_loaded",
+        "churn_rule_file_errors",
+        "churn_ready",
+    }
+)
 
 _READY_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0

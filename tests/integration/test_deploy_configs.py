@@ -26,38 +26,7 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 DASHBOARD = DEPLOY_DIR / "grafana" / "dashboards" / "churn-monitor.json"
 OBSERVABILITY_SCRIPT = DEPLOY_DIR / "observability.sh"
 
-# The exporter's metric names, as agreed with monitor/outputs/metrics.py.
-CONTRACT_METRICS = frozenset(
-    {
-        "churn_period_customers_at_start",
-        "churn_period_customers_lost",
-        "churn_period_mrr_at_start",
-        "churn_period_mrr_lost",
-        "churn_period_mrr_contraction",
-        "churn_feedback_responses",
-        "churn_customers_tracked",
-        "churn_customers_at_risk",
-        "churn_customers_warned",
-        "churn_customer_health_score_bucket",
-        "churn_customer_health_score_sum",
-        "churn_customer_health_score_count",
-        "churn_customer_warning",
-        "churn_absence_guard_active",
-        "churn_events_consumed_total",
-        "churn_events_rejected_total",
-        "churn_warnings_opened_total",
-        "churn_warnings_resolved_total",
-        "churn_consumer_lag_messages",
-        "churn_event_time_lag_seconds",
-        "churn_processing_latency_seconds_bucket",
-        "churn_processing_latency_seconds_sum",
-        "churn_processing_latency_seconds_count",
-        "churn_checkpoint_age_seconds",
-        "churn_rules_loaded",
-        "churn_rule_file_errors",
-        "churn_ready",
-    }
-)
+CONTRACT_METRICS = promstack.CONTRACT_METRICS
 ABSENCE_KINDS = ("inactivity", "vanishing_feedback", "declining_usage")
 
 

@@ -1,0 +1,556 @@
+"""Run the monitor live: Kafka in, one engine per input partition, outputs out.
+
+Each input partition is a task with its own engine. Every commit interval one Kafka
+transaction carries the warnings and dead letters produced since the last one, the
+changed customers' state (a compacted changelog, co-partitioned with the input)
+and the input offsets, so a crash, a restart or a partition moving to another
+instance never loses an event or applies one twice. A local SQLite store caches
+the last committed state to restart fast. Over 300 lines: the loop, commits and
+recovery share their state and read best together.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
+from kafka import errors as kafka_errors
+from kafka.structs import OffsetAndMetadata
+
+from monitor.decode.decoder import decode
+from monitor.decode.events import Rejected, RejectReason, ReleaseEvent
+from monitor.engine.core import Engine
+from monitor.engine.loader import RuleSet
+from monitor.engine.snapshot import dump_customer, dump_engine, restore
+from monitor.errors import MonitorError, SourceError
+from monitor.ingest.deadletter import dead_letter
+from monitor.ingest.kafka import (
+    ENGINE_KEY,
+    OFFSET_HEADER,
+    client_config,
+    ensure_topics,
+    read_changelog,
+    translate,
+)
+from monitor.outputs.publisher import warning_message
+from monitor.settings import Settings
+from monitor.state.customer import SECONDS_PER_DAY
+from monitor.state.store import Checkpoint, StateStore
+
+__all__ = ["Monitor", "PipelineObserver"]
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_MAX_S = 30.0
+# Wall-clock time moves a quiet stream's clock only when the stream is live:
+# a history replayed through Kafka must never be judged against today.
+_LIVE_WITHIN_S = 2 * SECONDS_PER_DAY
+
+
+class PipelineObserver(Protocol):
+    """What the pipeline reports as it runs; the metrics exporter implements it."""
+
+    def record_consumed(self, event_type: str, n: int = 1) -> None: ...
+    def record_rejected(self, reason: str, n: int = 1) -> None: ...
+    def record_warning(self, rule: str, status: str) -> None: ...
+    def observe_latency(self, seconds: float) -> None: ...
+    def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None: ...
+    def remove_partition(self, topic: str, partition: int) -> None: ...
+    def mark_checkpoint(self, epoch_s: float) -> None: ...
+    def set_ready(self, ready: bool) -> None: ...
+
+
+@dataclass(slots=True)
+class _Task:
+    """One input partition: its engine and how far it has read."""
+
+    tp: TopicPartition
+    engine: Engine
+    next_offset: int | None
+    committed_offset: int | None
+    record: Any = None
+    warnings: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.tp.topic}:{self.tp.partition}"
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._monitor.release_partitions(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Runs on kafka-python's IO thread, where consumer calls cannot block:
+        # the loop restores these partitions right after the poll returns.
+        self._monitor.assigned.extend(assigned)
+
+
+class Monitor:
+    """The live pipeline; ``run`` until ``stop`` (also from a signal handler)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: RuleSet,
+        observer: PipelineObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = settings.kafka
+        self.rules = rules
+        self.observer = observer
+        self.store = StateStore(settings.store.path)
+        self.tasks: dict[TopicPartition, _Task] = {}
+        self.assigned: list[TopicPartition] = []
+        self.releases: list[ReleaseEvent] = []
+        self.ready = False
+        self._running = True
+        self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._in_transaction = False
+        self._last_commit = time.monotonic()
+        self._last_input = time.monotonic()
+        self._broker_lost = False
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._releases_consumer: KafkaConsumer | None = None
+        self.instance_id = self.kafka.instance_id or _default_instance_id(settings)
+
+    # 1. Lifecycle
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit, leave the group and return."""
+        self._running = False
+
+    def request(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the loop's thread between polls (for scheduler jobs)."""
+        self._requests.put(work)
+
+    def run(self) -> None:
+        """Consume until stopped; survive broker outages by retrying with backoff."""
+        logger.info(
+            "monitor starting: instance=%s group=%s topics=%s",
+            self.instance_id,
+            self.kafka.group_id,
+            self.kafka.topics,
+        )
+        self._retrying(self._connect)
+        try:
+            while self._running:
+                try:
+                    self._step()
+                except (MonitorError, kafka_errors.KafkaError) as exc:
+                    self._recover(exc)
+        finally:
+            self._shutdown()
+
+    def _connect(self) -> None:
+        ensure_topics(self.kafka)
+        common = client_config(self.kafka)
+        self._producer = KafkaProducer(
+            **common,
+            transactional_id=f"{self.kafka.group_id}-{self.instance_id}",
+            enable_idempotence=True,
+            acks="all",
+            transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
+            max_block_ms=int(self.kafka.request_timeout_s * 1000),
+            linger_ms=5,
+        )
+        self._producer.init_transactions()
+        self._releases_consumer = KafkaConsumer(
+            **common, group_id=None, enable_auto_commit=False
+        )
+        releases = TopicPartition(self.kafka.releases_topic, 0)
+        self._releases_consumer.assign([releases])
+        self._releases_consumer.seek_to_beginning(releases)
+        # Every launch known so far must reach the engines before any event does,
+        # or a launch's deadline could pass unjudged.
+        end = self._releases_consumer.end_offsets([releases])[releases]
+        deadline = time.monotonic() + self.kafka.restore_timeout_s
+        while self._releases_consumer.position(releases) < end:
+            if time.monotonic() > deadline:
+                raise SourceError(
+                    f"releases topic not read within {self.kafka.restore_timeout_s}s"
+                )
+            self._poll_releases(timeout_ms=500)
+        self._consumer = KafkaConsumer(
+            **common,
+            group_id=self.kafka.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.kafka.max_poll_records,
+            session_timeout_ms=int(self.kafka.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(self.kafka.session_timeout_s * 1000 / 3),
+        )
+        self._consumer.subscribe(self.kafka.topics, listener=_Rebalance(self))
+        self._set_ready(True)
+
+    def _shutdown(self) -> None:
+        try:
+            if self._consumer is not None and not self._broker_lost:
+                self._commit()
+        except (MonitorError, kafka_errors.KafkaError):
+            logger.exception(
+                "final commit failed; the next owner resumes from the last one"
+            )
+        for client in (self._consumer, self._releases_consumer, self._producer):
+            if client is not None:
+                try:
+                    client.close()
+                except kafka_errors.KafkaError:
+                    logger.exception("closing a Kafka client failed")
+        self.store.close()
+        self._set_ready(False)
+        logger.info("monitor stopped: instance=%s", self.instance_id)
+
+    # 2. The loop
+
+    def _step(self) -> None:
+        assert self._consumer is not None
+        batch = self._consumer.poll(
+            timeout_ms=int(self.kafka.poll_timeout_s * 1000),
+            max_records=self.kafka.max_poll_records,
+        )
+        self._poll_releases()
+        if self.assigned:
+            fresh, self.assigned = self.assigned, []
+            self.take_partitions(fresh)
+        if batch:
+            self._last_input = time.monotonic()
+            self._begin()
+            for tp, records in batch.items():
+                task = self.tasks.get(tp)
+                if task is not None:
+                    self._process(task, records)
+        while not self._requests.empty():
+            self._requests.get_nowait()()
+        self._advance_idle_clocks()
+        if time.monotonic() - self._last_commit >= self.kafka.commit_interval_s:
+            self._commit()
+        self._report_lag()
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            assert self._producer is not None
+            self._producer.begin_transaction()
+            self._in_transaction = True
+
+    def _process(self, task: _Task, records: list[Any]) -> None:
+        engine, observer = task.engine, self.observer
+        for record in records:
+            if task.next_offset is not None and record.offset < task.next_offset:
+                continue  # redelivered after a seek; already in the state
+            task.record = record
+            value = record.value if record.value is not None else b""
+            item = engine.process(value)
+            task.next_offset = record.offset + 1
+            if observer is not None and not isinstance(item, Rejected):
+                observer.record_consumed(
+                    type(item).__name__.removesuffix("Event").lower()
+                )
+        if observer is not None and records:
+            observer.observe_latency(
+                max(0.0, time.time() - records[0].timestamp / 1000)
+            )
+        self._flush_outputs(task)
+
+    def _flush_outputs(self, task: _Task) -> None:
+        assert self._producer is not None
+        for key, value, headers in task.warnings:
+            self._producer.send(
+                self.kafka.warnings_topic,
+                value=value,
+                key=key,
+                headers=headers,
+                partition=task.tp.partition,
+            )
+        task.warnings.clear()
+
+    def _on_record(self, task: _Task, record: dict[str, Any]) -> None:
+        task.warnings.append(warning_message(record))
+        if self.observer is not None:
+            self.observer.record_warning(str(record["rule"]), str(record["status"]))
+
+    def _on_reject(self, task: _Task, rejected: Rejected) -> None:
+        record = task.record
+        if self.observer is not None:
+            self.observer.record_rejected(rejected.reason.value)
+        if record is None or rejected.reason is RejectReason.DUPLICATE:
+            return  # duplicates are expected resends, counted but not dead-lettered
+        self._begin()
+        key, value, headers = dead_letter(
+            rejected, record.key, record.topic, record.partition, record.offset
+        )
+        assert self._producer is not None
+        self._producer.send(
+            self.kafka.dead_letter_topic,
+            value=value,
+            key=key,
+            headers=headers,
+            partition=task.tp.partition,
+        )
+
+    def _poll_releases(self, timeout_ms: int = 0) -> None:
+        assert self._releases_consumer is not None
+        for records in self._releases_consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                event = decode(record.value or b"")
+                if not isinstance(event, ReleaseEvent):
+                    logger.warning(
+                        "not a release on the releases topic: offset=%d", record.offset
+                    )
+                    continue
+                self.releases.append(event)
+                for task in self.tasks.values():
+                    self._begin()
+                    task.engine.add_release(event)
+
+    def _advance_idle_clocks(self) -> None:
+        idle_s = self.kafka.idle_advance_s
+        if not idle_s or time.monotonic() - self._last_input < idle_s:
+            return
+        now = time.time()
+        target = now - self.settings.engine.allowed_lateness_s
+        for task in self.tasks.values():
+            watermark = task.engine.clock.watermark
+            if (
+                watermark is not None
+                and watermark < target
+                and now - watermark < _LIVE_WITHIN_S
+            ):
+                self._begin()
+                task.engine.advance_to(target)
+                self._flush_outputs(task)
+
+    # 3. Commit and recovery
+
+    def _commit(self) -> None:
+        """Commit outputs, changed state and offsets in one transaction."""
+        self._last_commit = time.monotonic()
+        changed = [
+            t
+            for t in self.tasks.values()
+            if t.engine.dirty
+            or (t.next_offset is not None and t.next_offset != t.committed_offset)
+        ]
+        if not changed and not self._in_transaction:
+            return
+        assert self._producer is not None
+        assert self._consumer is not None
+        self._begin()
+        saves, offsets = [], {}
+        for task in changed:
+            blobs, engine_blob = self._send_changelog(task)
+            saves.append((task, blobs, engine_blob))
+            if task.next_offset is not None:
+                offsets[task.tp] = OffsetAndMetadata(task.next_offset, "", -1)
+        if offsets:
+            self._producer.send_offsets_to_transaction(
+                offsets, self._consumer.group_metadata()
+            )
+        self._producer.commit_transaction()
+        self._in_transaction = False
+        for task, blobs, engine_blob in saves:
+            self.store.save(task.key, task.next_offset or 0, engine_blob, blobs)
+            task.engine.dirty.clear()
+            task.committed_offset = task.next_offset
+        if self._broker_lost:
+            logger.info("broker back: commits succeed again")
+            self._broker_lost = False
+            self._set_ready(True)
+        if self.observer is not None:
+            self.observer.mark_checkpoint(time.time())
+
+    def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
+        assert self._producer is not None
+        engine, partition = task.engine, task.tp.partition
+        blobs = {cid: dump_customer(engine, cid) for cid in sorted(engine.dirty)}
+        for customer_id, blob in blobs.items():
+            self._producer.send(
+                self.kafka.changelog_topic,
+                value=blob,
+                key=customer_id.encode(),
+                partition=partition,
+            )
+        engine_blob = dump_engine(engine)
+        self._producer.send(
+            self.kafka.changelog_topic,
+            value=engine_blob,
+            key=ENGINE_KEY,
+            partition=partition,
+            headers=[(OFFSET_HEADER, str(task.next_offset or 0).encode())],
+        )
+        return blobs, engine_blob
+
+    def _recover(self, exc: Exception) -> None:
+        """Roll every task back to its last commit and retry until Kafka answers."""
+        error = (
+            exc
+            if isinstance(exc, MonitorError)
+            else translate(exc, self.kafka.bootstrap_servers)
+        )
+        if not self._broker_lost:
+            logger.warning("broker lost, rolling back to the last commit: %s", error)
+        self._broker_lost = True
+        self._set_ready(False)
+        self._abort()
+        self._retrying(self._reconnect_producer)
+        self._retrying(lambda: self.take_partitions(list(self.tasks), rebuild=True))
+
+    def _abort(self) -> None:
+        if self._producer is not None and self._in_transaction:
+            try:
+                self._producer.abort_transaction()
+            except kafka_errors.KafkaError:
+                logger.warning("abort failed; closing the producer instead")
+                self._producer.close(timeout=1)
+                self._producer = None
+        self._in_transaction = False
+
+    def _reconnect_producer(self) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                **client_config(self.kafka),
+                transactional_id=f"{self.kafka.group_id}-{self.instance_id}",
+                enable_idempotence=True,
+                acks="all",
+                transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
+                max_block_ms=int(self.kafka.request_timeout_s * 1000),
+                linger_ms=5,
+            )
+            self._producer.init_transactions()
+
+    def _retrying(self, action: Callable[[], None]) -> None:
+        delay = 0.5
+        while self._running:
+            try:
+                action()
+                return
+            except (MonitorError, kafka_errors.KafkaError) as exc:
+                logger.warning("kafka not ready, retrying in %.1fs: %s", delay, exc)
+                self._set_ready(False)
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    # 4. Partitions
+
+    def take_partitions(
+        self, assigned: list[TopicPartition], rebuild: bool = False
+    ) -> None:
+        """Restore the state of newly assigned partitions (or all, after a failure)."""
+        assert self._consumer is not None
+        for tp in sorted(assigned):
+            if tp in self.tasks and not rebuild:
+                continue
+            task = self._restore(tp)
+            self.tasks[tp] = task
+            if task.next_offset is not None:
+                self._consumer.seek(tp, task.next_offset)
+        logger.info(
+            "partitions assigned: partitions=%s",
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned),
+        )
+
+    def release_partitions(self, revoked: list[TopicPartition]) -> None:
+        """Commit what was done for revoked partitions, then forget them."""
+        try:
+            self._commit()
+        except (MonitorError, kafka_errors.KafkaError) as exc:
+            logger.warning("commit before revocation failed: %s", exc)
+            self._abort()
+        for tp in revoked:
+            self.tasks.pop(tp, None)
+            if self.observer is not None:
+                self.observer.remove_partition(tp.topic, tp.partition)
+        logger.info(
+            "partitions revoked: partitions=%s",
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked),
+        )
+
+    def _restore(self, tp: TopicPartition) -> _Task:
+        assert self._consumer is not None
+        key = f"{tp.topic}:{tp.partition}"
+        committed = self._consumer.committed(tp)
+        checkpoint, source = self._checkpoint_for(tp, key, committed)
+        holder: list[_Task] = []
+        engine = Engine(
+            self.rules,
+            self.settings.engine,
+            sink=lambda record: self._on_record(holder[0], record),
+            on_reject=lambda rejected: self._on_reject(holder[0], rejected),
+        )
+        task = _Task(tp, engine, None, committed)
+        holder.append(task)
+        if checkpoint is not None:
+            restore(engine, checkpoint.engine, checkpoint.customers)
+            task.next_offset = task.committed_offset = checkpoint.next_offset
+        for release in self.releases:
+            engine.add_release(release)
+        logger.info(
+            "state restored: partition=%s source=%s offset=%s customers=%d",
+            key,
+            source,
+            task.next_offset,
+            len(engine.customers),
+        )
+        return task
+
+    def _checkpoint_for(
+        self, tp: TopicPartition, key: str, committed: int | None
+    ) -> tuple[Checkpoint | None, str]:
+        local = self.store.load(key)
+        if local is not None and (committed is None or local.next_offset == committed):
+            return local, "local"
+        if committed is None:
+            return None, "empty"
+        remote = read_changelog(self.kafka, tp.partition, self.kafka.restore_timeout_s)
+        if remote is not None and remote.next_offset == committed:
+            self.store.replace(key, remote)
+            return remote, "changelog"
+        logger.error(
+            "no state matches the committed offset; starting empty there: "
+            "partition=%s committed=%s changelog=%s",
+            key,
+            committed,
+            None if remote is None else remote.next_offset,
+        )
+        return None, "missing"
+
+    def _report_lag(self) -> None:
+        if self.observer is None or self._consumer is None:
+            return
+        for tp, task in self.tasks.items():
+            end = self._consumer.highwater(tp)
+            if end is not None and task.next_offset is not None:
+                self.observer.set_consumer_lag(
+                    tp.topic, tp.partition, max(0, end - task.next_offset)
+                )
+
+    def _set_ready(self, ready: bool) -> None:
+        self.ready = ready
+        if self.observer is not None:
+            self.observer.set_ready(ready)
+
+
+def _default_instance_id(settings: Settings) -> str:
+    # Stable across restarts of the same instance (same host, same store), so a
+    # restart fences its own unfinished transaction at once.
+    where = str(settings.store.path.resolve()).encode()
+    return f"{socket.gethostname()}-{zlib.crc32(where):08x}"

@@ -1,0 +1,161 @@
+"""Kafka plumbing: client settings, topic set-up, changelog reading, error mapping.
+
+The only module (with ``consumer``) that talks kafka-python; its errors leave as
+``MonitorError`` subclasses, always chained.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import errors as kafka_errors
+
+from monitor.errors import BrokerUnavailableError, MonitorError, SourceError
+from monitor.settings import KafkaSettings
+from monitor.state.store import Checkpoint
+
+__all__ = [
+    "ENGINE_KEY",
+    "KAFKA_ERRORS",
+    "client_config",
+    "ensure_topics",
+    "read_changelog",
+    "translate",
+]
+
+logger = logging.getLogger(__name__)
+
+# The changelog record holding a task's engine-wide blob; customer ids are keys too.
+ENGINE_KEY = b"\x00engine"
+OFFSET_HEADER = "churn-next-offset"
+
+# Every kafka-python error class the monitor catches, and what it becomes.
+KAFKA_ERRORS: dict[type[Exception], type[MonitorError]] = {
+    kafka_errors.KafkaTimeoutError: BrokerUnavailableError,
+    kafka_errors.KafkaConnectionError: BrokerUnavailableError,
+    kafka_errors.NodeNotReadyError: BrokerUnavailableError,
+    kafka_errors.RequestTimedOutError: BrokerUnavailableError,
+    kafka_errors.CommitFailedError: SourceError,
+    kafka_errors.ProducerFencedError: SourceError,
+    kafka_errors.InvalidProducerEpochError: SourceError,
+    kafka_errors.IllegalStateError: SourceError,
+    kafka_errors.KafkaConfigurationError: SourceError,
+    kafka_errors.KafkaError: SourceError,
+}
+
+
+def translate(exc: Exception, bootstrap: str) -> MonitorError:
+    """Return the monitor's error for a kafka-python error (most specific class)."""
+    for cls in type(exc).__mro__:
+        target = KAFKA_ERRORS.get(cls)
+        if target is BrokerUnavailableError:
+            return BrokerUnavailableError(bootstrap, f"{type(exc).__name__}: {exc}")
+        if target is not None:
+            return target(f"kafka: {type(exc).__name__}: {exc}")
+    return SourceError(f"kafka: unexpected {type(exc).__name__}: {exc}")
+
+
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Return the connection and security options every client shares."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        config["sasl_plain_password"] = settings.sasl_password
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        config["ssl_cafile"] = settings.ssl_cafile
+        config["ssl_certfile"] = settings.ssl_certfile
+        config["ssl_keyfile"] = settings.ssl_keyfile
+        config["ssl_check_hostname"] = settings.ssl_check_hostname
+    return config
+
+
+def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the monitor's topics that do not exist yet.
+
+    Warnings, dead letters and the changelog are co-partitioned with the input:
+    partition p of each belongs to the task of input partition p.
+    """
+    wanted = {
+        topic: {"num_partitions": settings.partitions} for topic in settings.topics
+    }
+    wanted[settings.warnings_topic] = {"num_partitions": settings.partitions}
+    wanted[settings.dead_letter_topic] = {"num_partitions": settings.partitions}
+    wanted[settings.changelog_topic] = {
+        "num_partitions": settings.partitions,
+        "configs": {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    }
+    wanted[settings.releases_topic] = {"num_partitions": 1}
+    try:
+        admin = KafkaAdminClient(**client_config(settings))
+        try:
+            missing = {
+                t: o for t, o in wanted.items() if t not in set(admin.list_topics())
+            }
+            for options in missing.values():
+                options["replication_factor"] = settings.replication_factor
+            if missing:
+                admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
+                logger.info("topics created: topics=%s", sorted(missing))
+        finally:
+            admin.close()
+    except kafka_errors.KafkaError as exc:
+        raise translate(exc, settings.bootstrap_servers) from exc
+
+
+def read_changelog(
+    settings: KafkaSettings, partition: int, timeout_s: float = 60.0
+) -> Checkpoint | None:
+    """Rebuild a task's checkpoint from its changelog partition (committed only)."""
+    tp = TopicPartition(settings.changelog_topic, partition)
+    try:
+        consumer = KafkaConsumer(
+            **client_config(settings),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            return _read_to_end(consumer, tp, timeout_s)
+        finally:
+            consumer.close()
+    except kafka_errors.KafkaError as exc:
+        raise translate(exc, settings.bootstrap_servers) from exc
+
+
+def _read_to_end(
+    consumer: KafkaConsumer, tp: TopicPartition, timeout_s: float
+) -> Checkpoint | None:
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    customers: dict[str, bytes] = {}
+    engine: bytes | None = None
+    next_offset = -1
+    deadline = time.monotonic() + timeout_s
+    # With read_committed, the position stops at the last stable offset: an open
+    # transaction of a dead producer holds it until the broker aborts it.
+    while consumer.position(tp) < end:
+        if time.monotonic() > deadline:
+            raise SourceError(
+                f"changelog {tp.topic}[{tp.partition}] not read within {timeout_s}s"
+            )
+        for record in consumer.poll(timeout_ms=500).get(tp, ()):
+            if record.key == ENGINE_KEY:
+                engine = record.value
+                headers = dict(record.headers or ())
+                next_offset = int(headers[OFFSET_HEADER])
+            elif record.value is None:
+                customers.pop(record.key.decode(), None)
+            else:
+                customers[record.key.decode()] = record.value
+    if engine is None:
+        return None
+    return Checkpoint(next_offset, engine, customers)
