@@ -83,7 +83,7 @@ def ensure_topics(settings: KafkaSettings) -> None:
     Warnings, dead letters and the changelog are co-partitioned with the input:
     partition p of each belongs to the task of input partition p.
     """
-    wanted = {
+    wanted: dict[str, dict[str, Any]] = {
         topic: {"num_partitions": settings.partitions} for topic in settings.topics
     }
     wanted[settings.warnings_topic] = {"num_partitions": settings.partitions}
