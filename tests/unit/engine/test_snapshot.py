@@ -33,7 +33,9 @@ def _signature(engine: Engine) -> dict[str, Any]:
     return {key: marshal.loads(blob) for key, blob in blobs.items() if blob}
 
 
-@pytest.mark.parametrize("crash_at", [1, 5_000, 20_000, len(LINES) // 2, len(LINES) - 1])
+@pytest.mark.parametrize(
+    "crash_at", [1, 5_000, 20_000, len(LINES) // 2, len(LINES) - 1]
+)
 def test_restore_from_incremental_checkpoints_continues_identically(
     default_rules: RuleSet, crash_at: int
 ) -> None:

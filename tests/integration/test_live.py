@@ -1,0 +1,159 @@
+"""Live from a real Kafka broker: same warnings as replay, through crashes,
+scale-out, broker outages and garbage on the topic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from kafka_fixture import broker_control
+from live import (
+    LiveSetup,
+    MonitorProcess,
+    expected_records,
+    record_key,
+    wait_until,
+)
+
+from monitor.simulate import simulate_lines
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(simulate_lines(40, 110, seed=21)) + b"\n")
+    return path
+
+
+@pytest.fixture
+def live(kafka_bootstrap: str, tmp_path: Path) -> LiveSetup:
+    return LiveSetup(kafka_bootstrap, tmp_path)
+
+
+def _assert_same_as_replay(
+    live: LiveSetup, history: Path, timeout_s: float = 120
+) -> None:
+    expected = sorted(map(record_key, expected_records(history)))
+    assert expected, "the history should give warnings"
+    got: list[tuple[str, ...]] = []
+
+    def complete() -> bool:
+        got[:] = sorted(map(record_key, live.warnings()))
+        return len(got) >= len(expected)
+
+    wait_until(complete, timeout_s, f"{len(expected)} warning records")
+    time.sleep(1.5)
+    got = sorted(map(record_key, live.warnings()))
+    assert len(got) == len(set(got)), "a warning record was published twice"
+    assert got == expected
+
+
+def test_run_gives_the_same_warnings_as_replay(
+    live: LiveSetup, history: Path, tmp_path: Path
+) -> None:
+    live.produce(history).wait(60)
+    monitor = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    try:
+        _assert_same_as_replay(live, history)
+    finally:
+        assert monitor.stop() == 0
+    log = (tmp_path / "a.log").read_text()
+    assert "partitions assigned" in log
+    assert "monitor stopped" in log
+
+
+def test_kill_9_and_restart_loses_nothing_and_repeats_nothing(
+    live: LiveSetup, history: Path, tmp_path: Path
+) -> None:
+    producer = live.produce(history, rate=4000)
+    first = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    time.sleep(3.5)
+    first.kill()
+    second = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    try:
+        producer.wait(60)
+        _assert_same_as_replay(live, history)
+    finally:
+        second.stop()
+    assert "source=local" in (tmp_path / "a.log").read_text()
+
+
+def test_two_instances_one_killed_same_warnings(
+    live: LiveSetup, history: Path, tmp_path: Path
+) -> None:
+    producer = live.produce(history, rate=3000)
+    a = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    b = MonitorProcess(live.config("b"), tmp_path / "b.log")
+    try:
+        time.sleep(4)
+        a.kill()
+        producer.wait(60)
+        _assert_same_as_replay(live, history, timeout_s=180)
+    finally:
+        b.stop()
+    assert "source=changelog" in (tmp_path / "b.log").read_text()
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    live: LiveSetup, history: Path, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    control = broker_control(kafka_bootstrap)
+    live.produce(history).wait(60)
+    monitor = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    try:
+        time.sleep(2)
+        control.stop()
+        time.sleep(4)
+        control.start()
+        _assert_same_as_replay(live, history, timeout_s=180)
+    finally:
+        monitor.stop()
+    log = (tmp_path / "a.log").read_text()
+    assert "broker lost" in log
+
+
+def test_garbage_goes_to_dead_letters_good_events_flow(
+    live: LiveSetup, history: Path, tmp_path: Path
+) -> None:
+    garbage = [
+        b"{not json",
+        b'{"type":"usage"}',
+        b"\xff\xfe\x00",
+        b'{"type":"teleport","customer_id":"x","timestamp":"2026-04-01T00:00:00Z"}',
+    ]
+    lines = history.read_bytes().splitlines()
+    for n, bad in enumerate(garbage):
+        lines.insert(100 + 50 * n, bad)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join(lines) + b"\n")
+    live.produce(mixed).wait(60)
+
+    monitor = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    try:
+        _assert_same_as_replay(live, history)
+        wait_until(
+            lambda: len(live.read(live.kafka["dead_letter_topic"])) >= 4,
+            30,
+            "dead letters",
+        )
+    finally:
+        monitor.stop()
+    letters = live.read(live.kafka["dead_letter_topic"])
+    assert sorted(m.value for m in letters) == sorted(garbage)
+    headers = dict(letters[0].headers)
+    assert set(headers) >= {
+        "churn-reason",
+        "churn-source-topic",
+        "churn-source-partition",
+        "churn-source-offset",
+    }
+    reasons = sorted(dict(m.headers)["churn-reason"] for m in letters)
+    assert reasons == [
+        b"malformed_json",
+        b"malformed_json",
+        b"missing_field",
+        b"unknown_type",
+    ]
