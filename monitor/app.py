@@ -65,11 +65,11 @@ class PipelineObserver(Protocol):
     def record_consumed(self, event_type: str, n: int = 1) -> None: ...
     def record_rejected(self, reason: str, n: int = 1) -> None: ...
     def record_warning(self, rule: str, status: str) -> None: ...
-    def observe_latency(self, seconds: float) -> None: ...
+    def observe_latency(self, seconds: float, n: int = 1) -> None: ...
     def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None: ...
     def remove_partition(self, topic: str, partition: int) -> None: ...
     def mark_checkpoint(self, epoch_s: float) -> None: ...
-    def set_ready(self, ready: bool) -> None: ...
+    def set_ready(self, ready: bool, reason: str = "") -> None: ...
 
 
 @dataclass(slots=True)
@@ -124,6 +124,7 @@ class Monitor:
         self._running = True
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._in_transaction = False
+        self._checkpoint_due = False
         self._last_commit = time.monotonic()
         self._last_input = time.monotonic()
         self._broker_lost = False
@@ -200,7 +201,7 @@ class Monitor:
             heartbeat_interval_ms=int(self.kafka.session_timeout_s * 1000 / 3),
         )
         self._consumer.subscribe(self.kafka.topics, listener=_Rebalance(self))
-        self._set_ready(True)
+        self._set_ready(True, "")
 
     def _shutdown(self) -> None:
         try:
@@ -217,7 +218,7 @@ class Monitor:
                 except kafka_errors.KafkaError:
                     logger.exception("closing a Kafka client failed")
         self.store.close()
-        self._set_ready(False)
+        self._set_ready(False, "stopped")
         logger.info("monitor stopped: instance=%s", self.instance_id)
 
     # 2. The loop
@@ -241,8 +242,11 @@ class Monitor:
                     self._process(task, records)
         while not self._requests.empty():
             self._requests.get_nowait()()
-        self._advance_idle_clocks()
-        if time.monotonic() - self._last_commit >= self.kafka.commit_interval_s:
+        interval_over = (
+            time.monotonic() - self._last_commit >= self.kafka.commit_interval_s
+        )
+        if self._checkpoint_due or interval_over:
+            self._checkpoint_due = False
             self._commit()
         self._report_lag()
 
@@ -261,14 +265,13 @@ class Monitor:
             value = record.value if record.value is not None else b""
             item = engine.process(value)
             task.next_offset = record.offset + 1
-            if observer is not None and not isinstance(item, Rejected):
-                observer.record_consumed(
-                    type(item).__name__.removesuffix("Event").lower()
-                )
+            if observer is not None:
+                kind = type(item).__name__.removesuffix("Event").lower()
+                observer.record_consumed("invalid" if kind == "rejected" else kind)
         if observer is not None and records:
-            observer.observe_latency(
-                max(0.0, time.time() - records[0].timestamp / 1000)
-            )
+            # Time from the broker's append to processed, once per batch: cheap.
+            waited = max(0.0, time.time() - records[0].timestamp / 1000)
+            observer.observe_latency(waited, n=len(records))
         self._flush_outputs(task)
 
     def _flush_outputs(self, task: _Task) -> None:
@@ -322,7 +325,15 @@ class Monitor:
                     self._begin()
                     task.engine.add_release(event)
 
-    def _advance_idle_clocks(self) -> None:
+    def request_checkpoint(self) -> None:
+        """Ask for a commit at the next turn of the loop (safe from any thread)."""
+        self._checkpoint_due = True
+
+    def advance_idle_clocks(self) -> None:
+        """Judge absence on a quiet live stream by moving clocks to wall time.
+
+        Runs on the loop's thread (a scheduler job hands it over with ``request``).
+        """
         idle_s = self.kafka.idle_advance_s
         if not idle_s or time.monotonic() - self._last_input < idle_s:
             return
@@ -374,7 +385,7 @@ class Monitor:
         if self._broker_lost:
             logger.info("broker back: commits succeed again")
             self._broker_lost = False
-            self._set_ready(True)
+            self._set_ready(True, "")
         if self.observer is not None:
             self.observer.mark_checkpoint(time.time())
 
@@ -409,7 +420,7 @@ class Monitor:
         if not self._broker_lost:
             logger.warning("broker lost, rolling back to the last commit: %s", error)
         self._broker_lost = True
-        self._set_ready(False)
+        self._set_ready(False, f"broker lost: {error}")
         self._abort()
         self._retrying(self._reconnect_producer)
         self._retrying(lambda: self.take_partitions(list(self.tasks), rebuild=True))
@@ -445,7 +456,7 @@ class Monitor:
                 return
             except (MonitorError, kafka_errors.KafkaError) as exc:
                 logger.warning("kafka not ready, retrying in %.1fs: %s", delay, exc)
-                self._set_ready(False)
+                self._set_ready(False, f"kafka not ready: {exc}")
                 time.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
@@ -543,10 +554,10 @@ class Monitor:
                     tp.topic, tp.partition, max(0, end - task.next_offset)
                 )
 
-    def _set_ready(self, ready: bool) -> None:
+    def _set_ready(self, ready: bool, reason: str) -> None:
         self.ready = ready
         if self.observer is not None:
-            self.observer.set_ready(ready)
+            self.observer.set_ready(ready, reason)
 
 
 def _default_instance_id(settings: Settings) -> str:

@@ -43,6 +43,8 @@ def _setup_logging(verbose: int) -> None:
     )
     # kafka-python narrates every connection at INFO; keep its warnings only.
     logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every job run at INFO.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 @contextlib.contextmanager
@@ -224,18 +226,27 @@ def _cell(value: float | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from monitor.app import Monitor
+    from monitor.outputs.metrics import MetricsExporter
+    from monitor.scheduler import Scheduler
 
     settings = _settings(args)
     if args.bootstrap:
-        settings = settings.model_copy(
-            update={
-                "kafka": settings.kafka.model_copy(
-                    update={"bootstrap_servers": args.bootstrap}
-                )
-            }
-        )
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
     rules = load_rules(Path(args.rules or settings.rules_dir))
-    monitor = Monitor(settings, rules)
+    holder: list[Monitor] = []
+    exporter = MetricsExporter(
+        settings.metrics,
+        engines=lambda: [task.engine for task in list(holder[0].tasks.values())],
+    )
+    monitor = Monitor(settings, rules, observer=exporter)
+    holder.append(monitor)
+    exporter.set_rule_state(len(rules.rules), 0, [r.name for r in rules.rules])
+    scheduler = Scheduler(registry=exporter.registry, hand_over=monitor.request)
+    scheduler.add(
+        "checkpoint", settings.kafka.commit_interval_s, monitor.request_checkpoint
+    )
+    scheduler.add_on_main_loop("idle-clock", 30.0, monitor.advance_idle_clocks)
 
     def _stop(signum: int, frame: object) -> None:
         logger.info("shutdown requested: signal=%s", signal.Signals(signum).name)
@@ -243,7 +254,13 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    monitor.run()
+    exporter.start()
+    scheduler.start()
+    try:
+        monitor.run()
+    finally:
+        scheduler.stop(wait=False)
+        exporter.stop()
     return 0
 
 

@@ -13,12 +13,16 @@ between two polls with ``queue.drain()``:
         ...  # process the batch
         scheduler.queue.drain()
 
+An app with a queue of its own passes ``hand_over=monitor.request`` instead and
+runs its queue as before; each run is still wrapped, logged and counted.
+
 A failing job is logged and counted (``churn_scheduler_job_errors_total{job}``);
 the schedule goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -33,6 +37,7 @@ __all__ = ["MainLoopQueue", "Scheduler"]
 logger = logging.getLogger(__name__)
 
 JobFunc = Callable[[], object]
+Work = Callable[[], None]
 
 
 class _JobErrors:
@@ -60,11 +65,20 @@ class _JobErrors:
 
 
 class MainLoopQueue:
-    """Work handed from other threads to the main loop, one pending run per name."""
+    """Work handed from other threads to the main loop, one pending run per name.
 
-    def __init__(self, errors: _JobErrors) -> None:
+    Args:
+        hand_over: how a wrapped run reaches the main loop, for an app that has
+            its own queue (``Monitor.request``); by default a queue of this
+            object's own, emptied by ``drain``.
+    """
+
+    def __init__(
+        self, errors: _JobErrors, hand_over: Callable[[Work], None] | None = None
+    ) -> None:
         self._errors = errors
-        self._queue: queue.SimpleQueue[tuple[str, JobFunc]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Work] = queue.SimpleQueue()
+        self._hand_over = hand_over or self._queue.put
         self._pending: set[str] = set()
         self._lock = threading.Lock()
 
@@ -78,23 +92,25 @@ class MainLoopQueue:
             if name in self._pending:
                 return False
             self._pending.add(name)
-        self._queue.put((name, func))
+        self._hand_over(functools.partial(self._run, name, func))
         return True
 
     def drain(self) -> int:
         """Run what is queued, in order, on the calling (main) thread; return count."""
         ran = 0
         while not self._queue.empty():
-            name, func = self._queue.get_nowait()
-            with self._lock:
-                self._pending.discard(name)
-            self._errors.run(name, func)
+            self._queue.get_nowait()()
             ran += 1
 
         return ran
 
     def __len__(self) -> int:
         return self._queue.qsize()
+
+    def _run(self, name: str, func: JobFunc) -> None:
+        with self._lock:
+            self._pending.discard(name)
+        self._errors.run(name, func)
 
 
 class Scheduler:
@@ -103,11 +119,16 @@ class Scheduler:
     Args:
         registry: where the job error counter is registered; a private registry
             when None (errors are still logged).
+        hand_over: see ``MainLoopQueue``; main-loop jobs go through it.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        hand_over: Callable[[Work], None] | None = None,
+    ) -> None:
         self._errors = _JobErrors(registry or CollectorRegistry())
-        self.queue = MainLoopQueue(self._errors)
+        self.queue = MainLoopQueue(self._errors, hand_over)
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={

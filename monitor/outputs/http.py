@@ -23,9 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import gzip_accepted
 
 from monitor.errors import SettingsError
+from monitor.outputs.exposition import CONTENT_TYPE, encode_text
 from monitor.settings import MetricsSettings
 
 __all__ = ["MetricsServer", "parse_address"]
@@ -129,14 +130,15 @@ class _Handler(BaseHTTPRequestHandler):
                 {"WWW-Authenticate": 'Basic realm="churn-monitor", charset="UTF-8"'},
             )
             return
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.server.registry)
+        # Always the text format: Prometheus reads it whatever it asks first, and
+        # the monitor uses nothing that only OpenMetrics can carry.
+        body = encode_text(self.server.registry)
         headers = {}
         if gzip_accepted(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=_GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
 
-        self._reply(200, body, headers, content_type)
+        self._reply(200, body, headers, CONTENT_TYPE)
 
     def _authorised(self) -> bool:
         expected = self.server.credentials
@@ -205,6 +207,10 @@ class MetricsServer:
     @property
     def url(self) -> str:
         return f"{'https' if self._tls else 'http'}://{self.address}"
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None
 
     def start(self) -> None:
         """Listen and serve from a daemon thread."""

@@ -49,7 +49,11 @@ class StateStore:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None)
+            # One thread uses the store at a time, but not always the one that
+            # opened it (the monitor may be built on one thread and run on another).
+            self._db = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL survives a killed process; only power loss may lose the
             # last commit, which Kafka's changelog then restores.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -125,6 +125,24 @@ def test_main_loop_job_failure_counted_at_drain(
     assert later == [1]
     assert errors(registry, "checkpoint") == 1
     assert "scheduled job failed: job=checkpoint" in caplog.text
+
+
+def test_main_loop_jobs_handed_to_the_apps_own_queue(
+    registry: CollectorRegistry,
+) -> None:
+    """With hand_over, runs go to the app's queue, still wrapped and counted."""
+    app_queue: list[Callable[[], None]] = []
+    scheduler = Scheduler(registry=registry, hand_over=app_queue.append)
+    scheduler.add_on_main_loop("checkpoint", 60, broken)
+
+    scheduler.run_now("checkpoint")
+    scheduler.run_now("checkpoint")
+    for work in app_queue:
+        work()
+
+    assert len(app_queue) == 1
+    assert errors(registry, "checkpoint") == 1
+    assert scheduler.queue.drain() == 0
 
 
 def test_drain_with_nothing_queued_runs_nothing(scheduler: Scheduler) -> None:

@@ -255,6 +255,8 @@ def test_customer_in_two_engines_exported_once(
     make_exporter(old, new)
 
     assert len(warning_series(registry)) == 1
+    assert registry.get_sample_value("churn_customers_at_risk") == 1
+    assert registry.get_sample_value("churn_customer_warning_series_dropped") == 0
 
 
 def test_pseudonymised_customer_label_is_keyed_hash(
@@ -403,6 +405,24 @@ def test_warning_changes_counted_by_rule(
     assert count("churn_warnings_opened_total", "inactivity") == 0
 
 
+def test_warning_records_counted_and_rules_started_at_zero(
+    make_exporter: ExporterFactory, registry: CollectorRegistry
+) -> None:
+    exporter = make_exporter()
+    exporter.set_rule_state(2, 0, names=["inactivity", "nps_detractor"])
+
+    exporter.record_warning("nps_detractor", "opened")
+    exporter.record_warning("nps_detractor", "resolved")
+
+    def count(name: str, rule: str) -> float | None:
+        return registry.get_sample_value(name, {"rule": rule})
+
+    assert count("churn_warnings_opened_total", "nps_detractor") == 1
+    assert count("churn_warnings_resolved_total", "nps_detractor") == 1
+    assert count("churn_warnings_opened_total", "inactivity") == 0
+    assert registry.get_sample_value("churn_rules_loaded") == 2
+
+
 def test_detached_engine_no_longer_counted(
     make_exporter: ExporterFactory, registry: CollectorRegistry, default_rules: RuleSet
 ) -> None:
@@ -456,7 +476,7 @@ def test_consumer_lag_set_and_removed_on_revocation(
     exporter.set_consumer_lag("churn.events", 0, 120)
     exporter.set_consumer_lag("churn.events", 1, 7)
 
-    exporter.remove_consumer_lag("churn.events", 0)
+    exporter.remove_partition("churn.events", 0)
 
     def lag(partition: str) -> float | None:
         labels = {"topic": "churn.events", "partition": partition}
