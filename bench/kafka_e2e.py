@@ -27,11 +27,11 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import RULES, generate  # noqa: E402
+from engine import RULES, generate
 
-from monitor.app import Monitor  # noqa: E402
-from monitor.engine.loader import load_rules  # noqa: E402
-from monitor.settings import KafkaSettings, Settings, StoreSettings  # noqa: E402
+from monitor.app import Monitor
+from monitor.engine.loader import load_rules
+from monitor.settings import KafkaSettings, Settings, StoreSettings
 
 
 def settings_for(bootstrap: str, prefix: str, folder: Path) -> Settings:
@@ -223,7 +223,8 @@ def main() -> None:
     waits = latency(bootstrap, live, args.rate, args.probes)
     finite = [w for w in waits if w != float("inf")]
     print(
-        f"event-to-warning latency at {args.rate:,.0f} events/s over {len(waits)} probes: "
+        f"event-to-warning latency at {args.rate:,.0f} events/s, "
+        f"{len(waits)} probes: "
         f"median {statistics.median(waits) * 1000:.0f} ms, "
         f"p90 {sorted(waits)[int(len(waits) * 0.9) - 1] * 1000:.0f} ms, "
         f"missing {len(waits) - len(finite)} (target median < 1000 ms)"
