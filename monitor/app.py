@@ -33,7 +33,7 @@ from monitor.decode.decoder import decode
 from monitor.decode.events import Rejected, RejectReason, ReleaseEvent
 from monitor.engine.core import Engine
 from monitor.engine.loader import RuleSet
-from monitor.engine.snapshot import dump_customer, dump_engine, restore
+from monitor.engine.snapshot import dump_customers, dump_engine, restore
 from monitor.errors import MonitorError, SourceError
 from monitor.ingest.deadletter import dead_letter
 from monitor.ingest.kafka import (
@@ -392,7 +392,7 @@ class Monitor:
     def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
         assert self._producer is not None
         engine, partition = task.engine, task.tp.partition
-        blobs = {cid: dump_customer(engine, cid) for cid in sorted(engine.dirty)}
+        blobs = dump_customers(engine, sorted(engine.dirty))
         for customer_id, blob in blobs.items():
             self._producer.send(
                 self.kafka.changelog_topic,

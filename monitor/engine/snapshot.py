@@ -26,7 +26,7 @@ from monitor.engine.detectors import Release
 from monitor.engine.lifecycle import ChurnWarning
 from monitor.state.customer import CustomerState, DayCounts
 
-__all__ = ["FORMAT", "dump_customer", "dump_engine", "restore"]
+__all__ = ["FORMAT", "dump_customer", "dump_customers", "dump_engine", "restore"]
 
 FORMAT = 1
 _EVENTS: tuple[type, ...] = (UsageEvent, FeedbackEvent, SubscriptionEvent, ReleaseEvent)
@@ -58,8 +58,24 @@ def _unevent(value: tuple[Any, ...]) -> Event:
     return event
 
 
+def dump_customers(engine: Engine, customer_ids: list[str]) -> dict[str, bytes | None]:
+    """Return the blobs of several customers, reading the recheck table once."""
+    wanted = set(customer_ids)
+    due: dict[str, list[tuple[int, int]]] = {}
+    for day, entries in sorted(engine._due.items()):
+        for customer_id in wanted.intersection(entries):
+            due.setdefault(customer_id, []).append((day, entries[customer_id]))
+    return {cid: _dump(engine, cid, due.get(cid, [])) for cid in customer_ids}
+
+
 def dump_customer(engine: Engine, customer_id: str) -> bytes | None:
     """Return the blob of one customer, or None when the engine forgot it."""
+    return dump_customers(engine, [customer_id])[customer_id]
+
+
+def _dump(
+    engine: Engine, customer_id: str, masks: list[tuple[int, int]]
+) -> bytes | None:
     state = engine.customers.get(customer_id)
     if state is None:
         return None
@@ -68,11 +84,11 @@ def dump_customer(engine: Engine, customer_id: str) -> bytes | None:
         for w in engine.book.open_for(customer_id).values()
     ]
     names = [rule.name for rule in engine.rules.rules]
-    due = []
-    for day, entries in sorted(engine._due.items()):
-        mask = entries.get(customer_id)
-        if mask:
-            due.append((day, [n for i, n in enumerate(names) if mask >> i & 1]))
+    due = [
+        (day, [n for i, n in enumerate(names) if mask >> i & 1])
+        for day, mask in masks
+        if mask
+    ]
     series = (
         None
         if state.series is None
