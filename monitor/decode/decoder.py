@@ -7,6 +7,7 @@ unit test holds the two to the same verdicts. Never raises on bad input.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -75,7 +76,14 @@ def parse_time(value: object) -> float:
 
 def format_time(epoch: float) -> str:
     """Format epoch seconds as RFC 3339 UTC with a ``Z``, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+    return _format_second(int(epoch))
+
+
+# A day end judges many customers at one instant, so the same second is
+# formatted over and over: a small cache saves the strftime.
+@functools.lru_cache(maxsize=8)
+def _format_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _text(obj: dict[str, Any], key: str, required: bool = True) -> str | None:

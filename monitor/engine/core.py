@@ -108,7 +108,7 @@ class Engine:
         # Customers changed since the last checkpoint took them.
         self.dirty: set[str] = set()
         self._detectors = [DETECTORS[rule.kind] for rule in rules.rules]
-        self._masks: dict[int, list[tuple[Rule, Any]]] = {}
+        self._masks: dict[int, list[tuple[Rule, Any, int]]] = {}
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
         self._rules_for = {
             touched: sum(
@@ -393,9 +393,9 @@ class Engine:
         at: float,
     ) -> int | None:
         """Apply a finding that changes or refreshes a warning."""
-        self.book.apply(rule, customer_id, finding, at)
-        still_open = self.book.get(customer_id, rule.name) is warning
-        if warning is not None and finding.fire is False and still_open:
+        change = self.book.apply(rule, customer_id, finding, at)
+        # Given an open warning and a clear finding, no change means it was held.
+        if warning is not None and finding.fire is False and change is None:
             # Held by min_open_days; look again once that has passed.
             opened_day = int(warning.opened_at // SECONDS_PER_DAY)
             return opened_day + rule.min_open_days
@@ -416,6 +416,16 @@ class Engine:
     def _tick(self, day: int) -> None:
         """Judge a complete day: the guard, the due customers, the churn ledger."""
         self._update_guard(day)
+        due = self._due_on(day)
+        self.dirty.update(due)
+        self._judge_due(day, due)
+
+        self.ledger.close_day(day)
+        for listener in self.on_tick:
+            listener(day)
+
+    def _due_on(self, day: int) -> dict[str, int]:
+        """Return customer -> bit mask of the rules to run at the end of ``day``."""
         touched, self._touched = self._touched, {}
         due = self._due.pop(day, {})
         if day in self._release_passes:
@@ -425,39 +435,42 @@ class Engine:
         rules_for = self._rules_for
         for customer_id, kinds in touched.items():
             due[customer_id] = due.get(customer_id, 0) | rules_for[kinds]
+        return due
 
-        self.dirty.update(due)
+    def _judge_due(self, day: int, due: dict[str, int]) -> None:
+        """Run the due rules of each customer, in customer order, and reschedule.
+
+        The engine's hot loop, so names are bound locally and a recheck is
+        written straight into the table instead of through ``_schedule``; every
+        customer here is already in ``dirty``.
+        """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        customers, open_for, schedule = (
-            self.customers,
-            self.book.open_for,
-            self._schedule,
-        )
-        for customer_id in sorted(due):
+        customers, open_for, table = self.customers, self.book.open_for, self._due
+        masks, settle = self._masks, self._settle
+        for customer_id, mask in sorted(due.items()):
             state = customers[customer_id]
             if state.status == "cancelled":
                 continue
             open_now = open_for(customer_id)
-            for rule, detect in self._selected(due[customer_id]):
+            for rule, detect, bit in masks.get(mask) or self._selected(mask):
                 warning = open_now.get(rule.name) if open_now else None
                 finding = detect(rule, state, ctx, warning)
-                recheck = finding.recheck_day
-                if finding.fire or (finding.fire is False and warning is not None):
-                    recheck = self._settle(rule, customer_id, warning, finding, at)
+                fire = finding.fire
+                if fire or (fire is False and warning is not None):
+                    recheck = settle(rule, customer_id, warning, finding, at)
+                else:
+                    recheck = finding.recheck_day
                 if recheck is not None and recheck > day:
-                    schedule(recheck, customer_id, rule)
+                    entry = table.setdefault(recheck, {})
+                    entry[customer_id] = entry.get(customer_id, 0) | bit
 
-        self.ledger.close_day(day)
-        for listener in self.on_tick:
-            listener(day)
-
-    def _selected(self, mask: int) -> list[tuple[Rule, Any]]:
-        """Return the rules and detectors named by a bit mask, cached per mask."""
+    def _selected(self, mask: int) -> list[tuple[Rule, Any, int]]:
+        """Return the rules, detectors and bits named by a mask, cached per mask."""
         selected = self._masks.get(mask)
         if selected is None:
             selected = self._masks[mask] = [
-                (rule, self._detectors[i])
+                (rule, self._detectors[i], 1 << i)
                 for i, rule in enumerate(self.rules.rules)
                 if mask >> i & 1
             ]

@@ -27,13 +27,14 @@ from monitor.state.customer import (
     CustomerState,
     DayCounts,
     FeedbackRecord,
-    unpack_feature,
 )
 
 __all__ = ["DETECTORS", "Context", "Release"]
 
 _QUIET = Finding(False)
 _HOLD = Finding(None)
+# The day fields of a packed feature record (see ``pack_feature``).
+_DAY_MASK = (1 << 20) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +81,13 @@ def declining_usage(
     warning: ChurnWarning | None,
 ) -> Finding:
     """Compare the recent daily rate with the customer's own baseline rate."""
-    counts = _counts_for(state, rule.match, rule.measure)
     day = ctx.day
     span = rule.recent_days + rule.gap_days + rule.baseline_days
-    if counts is None or day - state.first_day + 1 < span:
+    # Age first: most evaluations are of customers too new to judge.
+    if day - state.first_day + 1 < span:
+        return _QUIET if warning is None else _HOLD
+    counts = _counts_for(state, rule.match, rule.measure)
+    if counts is None:
         return _QUIET if warning is None else _HOLD
 
     recent_first = day - rule.recent_days + 1
@@ -95,12 +99,6 @@ def declining_usage(
         return _HOLD
     recent_rate, base_rate = recent / recent_n, base / base_n
 
-    evidence = {
-        "recent_per_day": round(recent_rate, 2),
-        "baseline_per_day": round(base_rate, 2),
-        "recent_days": rule.recent_days,
-        "baseline_days": rule.baseline_days,
-    }
     # Days without events still lower the recent rate: look again weekly until
     # the recent window holds no events at all.
     quiet_for = day - state.last_usage_day
@@ -109,7 +107,7 @@ def declining_usage(
         # Judge recovery against the baseline the warning opened with: the moving
         # baseline sinks with the decline and would clear it without a recovery.
         reference = float(warning.evidence.get("baseline_per_day", base_rate))
-        evidence["baseline_per_day"] = round(reference, 2)
+        evidence = _rates(rule, recent_rate, reference)
         _describe_drop(evidence, recent_rate, reference, rule.recent_days)
         recovered = recent_rate >= (1 - rule.recover) * reference
         return Finding(not recovered, evidence, recheck)
@@ -127,9 +125,22 @@ def declining_usage(
     if z_score <= -rule.min_z:
         if ctx.guard_active:
             return Finding(None, recheck_day=day + 1)
+        evidence = _rates(rule, recent_rate, base_rate)
         _describe_drop(evidence, recent_rate, base_rate, rule.recent_days)
         return Finding(True, evidence, recheck)
     return Finding(False, recheck_day=recheck)
+
+
+def _rates(
+    rule: DecliningUsageRule, recent_rate: float, base_rate: float
+) -> dict[str, Any]:
+    """Return the evidence of a comparison; built only when a warning may change."""
+    return {
+        "recent_per_day": round(recent_rate, 2),
+        "baseline_per_day": round(base_rate, 2),
+        "recent_days": rule.recent_days,
+        "baseline_days": rule.baseline_days,
+    }
 
 
 def _variance(counts: DayCounts, first: int, last: int, ctx: Context) -> float:
@@ -217,16 +228,22 @@ def _abandoned(
 ) -> tuple[list[str], int | None]:
     abandoned: list[str] = []
     recheck: int | None = None
-    if not state.features or state.last_usage_day <= ctx.day - rule.active_within_days:
+    features, day = state.features, ctx.day
+    if not features or state.last_usage_day <= day - rule.active_within_days:
         return abandoned, recheck
-    for feature, packed in state.features.items():
-        first, last, used = unpack_feature(packed)
-        if used < rule.min_use_days:
+    min_use_days, factor = rule.min_use_days, rule.silence_factor
+    after_days, max_age_days = rule.after_days, rule.max_age_days
+    for feature, packed in features.items():
+        # Unpacked inline (see pack_feature): this loop runs for every active
+        # customer every day it uses the product.
+        used = packed >> 40
+        if used < min_use_days:
             continue
+        first, last = packed & _DAY_MASK, (packed >> 20) & _DAY_MASK
         usual_gap = (last - first) / (used - 1)
-        limit = math.ceil(max(rule.silence_factor * usual_gap, rule.after_days))
-        silent = ctx.day - last
-        if limit <= silent <= rule.max_age_days:
+        limit = math.ceil(max(factor * usual_gap, after_days))
+        silent = day - last
+        if limit <= silent <= max_age_days:
             abandoned.append(feature)
         elif silent < limit:
             recheck = min(recheck or last + limit, last + limit)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import yaml
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from monitor.engine.core import Engine
 from monitor.engine.loader import load_rules
@@ -55,12 +55,15 @@ class LiveSetup:
             "transaction_timeout_s": 5,
         }
 
-    def config(self, name: str = "a", **kafka: Any) -> Path:
+    def config(
+        self, name: str = "a", metrics: dict[str, Any] | None = None, **kafka: Any
+    ) -> Path:
         """Write a config for one monitor instance with its own state store."""
         path = self.folder / f"config-{name}.yaml"
         body = {
             "kafka": {**self.kafka, "instance_id": name, **kafka},
             "store": {"path": str(self.folder / f"state-{name}.db")},
+            "metrics": metrics or {"enabled": False},
         }
         path.write_text(yaml.safe_dump(body), encoding="utf-8")
         return path
@@ -97,8 +100,9 @@ class LiveSetup:
         finally:
             consumer.close()
 
-    def warnings(self) -> list[dict[str, Any]]:
-        return [orjson.loads(m.value) for m in self.read(self.kafka["warnings_topic"])]
+    def warnings(self, settle_s: float = 2.0) -> list[dict[str, Any]]:
+        messages = self.read(self.kafka["warnings_topic"], settle_s)
+        return [orjson.loads(m.value) for m in messages]
 
 
 class MonitorProcess:
@@ -157,3 +161,32 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 def env_without_ci() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "CI"}
+
+
+def consumed_everything(bootstrap: str, group: str, topic: str) -> bool:
+    """True when the group's committed offsets reached the end of every partition."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        ends = consumer.end_offsets(partitions)
+        return all((consumer.committed(tp) or 0) >= end for tp, end in ends.items())
+    finally:
+        consumer.close()
+
+
+def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets over a topic's partitions."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        return sum(consumer.committed(tp) or 0 for tp in partitions)
+    finally:
+        consumer.close()

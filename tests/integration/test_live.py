@@ -11,6 +11,7 @@ from kafka_fixture import broker_control
 from live import (
     LiveSetup,
     MonitorProcess,
+    committed_total,
     expected_records,
     record_key,
     wait_until,
@@ -98,13 +99,22 @@ def test_two_instances_one_killed_same_warnings(
 
 
 def test_broker_restart_mid_stream_loses_nothing(
-    live: LiveSetup, history: Path, tmp_path: Path, kafka_bootstrap: str
+    live: LiveSetup, tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     control = broker_control(kafka_bootstrap)
+    history = tmp_path / "long.jsonl"
+    history.write_bytes(b"\n".join(simulate_lines(120, 110, seed=23)) + b"\n")
     live.produce(history).wait(60)
+    total = len(history.read_bytes().splitlines())
+    group, topic = live.kafka["group_id"], live.kafka["topics"][0]
     monitor = MonitorProcess(live.config("a"), tmp_path / "a.log")
     try:
-        time.sleep(2)
+        wait_until(
+            lambda: committed_total(live.bootstrap, group, topic) > 0,
+            60,
+            "the first commit",
+        )
+        assert committed_total(live.bootstrap, group, topic) < total, "not mid-stream"
         control.stop()
         time.sleep(4)
         control.start()

@@ -10,7 +10,9 @@ told through Kafka and the `churn-monitor run` command by swapping the fixture.
 
 from __future__ import annotations
 
+import socket
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +22,8 @@ import orjson
 import promstack
 import pytest
 from helpers import REPO, START, daily_usage, in_time_order
+from kafka import KafkaProducer
+from live import LiveSetup, MonitorProcess, consumed_everything, wait_until
 
 from monitor.engine.core import Engine
 from monitor.engine.loader import load_rules
@@ -98,8 +102,88 @@ class InProcessMonitor:
         return self.records[seen:]
 
 
-@pytest.fixture
-def monitor() -> Iterator[MonitorUnderTest]:
+class KafkaMonitor:
+    """``churn-monitor run`` in its own process, fed through a real broker.
+
+    A day is judged once every partition's clock passes it, so after the events
+    a "renewed" subscription event (which opens no warning) goes to each partition
+    a little after ``until_day`` starts.
+    """
+
+    def __init__(self, live: LiveSetup, folder: Path) -> None:
+        self.live = live
+        self.port = _free_port()
+        config = live.config("a", metrics={"address": f"127.0.0.1:{self.port}"})
+        self.process = MonitorProcess(config, folder / "monitor.log")
+        self._producer = KafkaProducer(bootstrap_servers=live.bootstrap, acks="all")
+        wait_until(self._ready, 60, "the monitor's /readyz")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def feed(self, lines: Sequence[bytes], until_day: int) -> list[dict[str, Any]]:
+        seen = {(r["id"], r["status"]) for r in self.live.warnings(settle_s=1.0)}
+        topic = self.live.kafka["topics"][0]
+        for line in lines:
+            self._producer.send(
+                topic, value=line, key=orjson.loads(line)["customer_id"].encode()
+            )
+        tick = (START + timedelta(days=until_day, hours=2, seconds=1)).isoformat()
+        for partition in range(self.live.kafka["partitions"]):
+            body = {
+                "type": "subscription",
+                "customer_id": f"clock-{partition}",
+                "timestamp": tick,
+                "status": "renewed",
+            }
+            self._producer.send(topic, value=orjson.dumps(body), partition=partition)
+        self._producer.flush()
+        wait_until(
+            lambda: consumed_everything(
+                self.live.bootstrap, self.live.kafka["group_id"], topic
+            ),
+            120,
+            "the monitor to consume every event",
+        )
+        return [
+            r
+            for r in self.live.warnings(settle_s=1.0)
+            if (r["id"], r["status"]) not in seen
+        ]
+
+    def close(self) -> None:
+        self._producer.close()
+        assert self.process.stop() == 0
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://{self.address}/readyz", timeout=2
+            ) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(params=["in_process", "kafka_run"])
+def monitor(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[MonitorUnderTest]:
+    if request.param == "kafka_run":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        through_kafka = KafkaMonitor(LiveSetup(bootstrap, tmp_path), tmp_path)
+        try:
+            yield through_kafka
+        finally:
+            through_kafka.close()
+        return
     in_process = InProcessMonitor()
     in_process.exporter.start()
     try:
