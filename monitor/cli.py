@@ -93,6 +93,7 @@ def _replay(args: argparse.Namespace) -> int:
     with _open_out(args.warnings) as out:
         writer = JsonlWriter(out) if out is not None else None
         engine = Engine(rules, settings.engine, sink=writer, on_reject=rejects)
+        exporter = _snapshot_exporter(settings, engine) if args.metrics else None
         for number, raw in enumerate(read_lines(args.events), start=1):
             rejects.line = number
             engine.process(raw)
@@ -102,6 +103,16 @@ def _replay(args: argparse.Namespace) -> int:
             out.flush()
     rejects.close()
 
+    if exporter is not None:
+        from monitor.outputs.exposition import encode_text
+
+        stats = engine.sync_stats()
+        for kind, n in stats.by_type.items():
+            exporter.record_consumed(kind, n)
+        for reason, n in stats.rejected.items():
+            exporter.record_consumed("invalid", n)
+            exporter.record_rejected(reason, n)
+        Path(args.metrics).write_bytes(encode_text(exporter.registry))
     if args.scores:
         with open(args.scores, "w", encoding="utf-8") as f:
             write_scores(f, sorted(engine.customers), engine.book)
@@ -113,6 +124,18 @@ def _replay(args: argparse.Namespace) -> int:
         summary["rejects_file"] = args.rejects
     print(json.dumps(summary, indent=None, sort_keys=False), file=sys.stderr)
     return 0
+
+
+def _snapshot_exporter(settings: Settings, engine: Engine) -> Any:
+    """An exporter that serves nothing: its text is written once, after a replay."""
+    from monitor.outputs.metrics import MetricsExporter
+
+    quiet = settings.metrics.model_copy(update={"enabled": False})
+    exporter = MetricsExporter(quiet, engines=lambda: [engine])
+    exporter.attach(engine)
+    exporter.set_rule_state(len(engine.rules.rules), 0)
+    exporter.set_ready(True)
+    return exporter
 
 
 def _write_churn(stream: IO[str], ledger: ChurnLedger) -> None:
@@ -305,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scores", help="write customer_id,health_score,open_warnings CSV"
     )
     replay.add_argument("--churn", help="write churn per period and plan as CSV")
+    replay.add_argument(
+        "--metrics", help="write the Prometheus metrics at the end to this file"
+    )
     replay.add_argument(
         "--until", help="RFC 3339 time: judge absence up to it after the last event"
     )

@@ -106,6 +106,30 @@ def test_replay_stdin_to_stdout_is_deterministic(
     assert outputs[0] == outputs[1]
 
 
+def test_replay_writes_prometheus_metrics(history: Path, tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.prom"
+
+    main(
+        [
+            "replay",
+            str(history),
+            "--warnings",
+            str(tmp_path / "w.jsonl"),
+            "--rejects",
+            str(tmp_path / "r.jsonl"),
+            "--metrics",
+            str(metrics),
+            "--until",
+            "2026-05-01T00:00:00Z",
+        ]
+    )
+
+    text = metrics.read_text()
+    assert "churn_customers_tracked 2.0" in text
+    assert 'churn_events_rejected_total{reason="malformed_json"} 1.0' in text
+    assert 'churn_customer_warning{customer="quiet",rule="inactivity"' in text
+
+
 def test_replay_missing_file_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["replay", "/nonexistent/events.jsonl"])
 
