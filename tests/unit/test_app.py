@@ -1,0 +1,85 @@
+"""Parts of the live pipeline that need no broker: wall-clock advance, routing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from helpers import REPO
+from kafka import TopicPartition
+
+from monitor.app import Monitor, _Task
+from monitor.engine.core import Engine
+from monitor.engine.loader import load_rules
+from monitor.ingest.kafka import KAFKA_ERRORS, translate
+from monitor.ingest.producer import route
+from monitor.settings import KafkaSettings, Settings, StoreSettings
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.began = 0
+
+    def begin_transaction(self) -> None:
+        self.began += 1
+
+    def send(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _monitor(tmp_path: Path) -> tuple[Monitor, Engine, _Producer]:
+    settings = Settings(
+        kafka=KafkaSettings(idle_advance_s=1),
+        store=StoreSettings(path=tmp_path / "s.db"),
+    )
+    monitor = Monitor(settings, load_rules(REPO / "rules"))
+    engine = Engine(monitor.rules, settings.engine)
+    tp = TopicPartition("t", 0)
+    monitor.tasks[tp] = _Task(tp, engine, None, None)
+    producer = _Producer()
+    monitor._producer = producer
+    monitor._last_input = time.monotonic() - 10
+    return monitor, engine, producer
+
+
+def test_quiet_live_stream_clock_moves_to_wall_time(tmp_path: Path) -> None:
+    monitor, engine, producer = _monitor(tmp_path)
+    engine.advance_to(time.time() - 3 * 3600)
+
+    monitor.advance_idle_clocks()
+
+    watermark = engine.clock.watermark
+    assert watermark is not None
+    assert abs(watermark - (time.time() - 7200)) < 5
+    assert producer.began == 1
+
+
+def test_replayed_history_never_judged_against_today(tmp_path: Path) -> None:
+    monitor, engine, producer = _monitor(tmp_path)
+    old = time.time() - 200 * 86400
+    engine.advance_to(old)
+
+    monitor.advance_idle_clocks()
+
+    assert engine.clock.watermark == old
+    assert producer.began == 0
+
+
+def test_producer_routes_by_customer_and_launches_apart() -> None:
+    settings = KafkaSettings()
+
+    assert route(b'{"type":"usage","customer_id":"acme"}', settings) == (
+        "churn.events",
+        b"acme",
+    )
+    assert route(b'{"type":"release","feature":"x"}', settings) == (
+        "churn.releases",
+        None,
+    )
+    assert route(b"{broken", settings) == ("churn.events", None)
+
+
+def test_every_caught_kafka_error_has_a_mapping() -> None:
+    for cls in KAFKA_ERRORS:
+        error = translate(cls("boom"), "127.0.0.1:9092")
+        assert "boom" in str(error)
