@@ -18,7 +18,10 @@ RUN pip install . && rm -rf build ./*.egg-info
 # Bundled rules; mount another folder over it to change them without a rebuild.
 COPY rules /etc/churn-monitor/rules
 
-RUN useradd --system --uid 10001 --no-create-home churn
+RUN useradd --system --uid 10001 --no-create-home churn \
+    && mkdir -p /var/lib/churn-monitor && chown churn /var/lib/churn-monitor
+# Checkpoint cache (SQLite); Kafka's changelog restores it when the volume is new.
+VOLUME /var/lib/churn-monitor
 USER churn
 
 # Prometheus exporter.
