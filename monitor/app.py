@@ -164,16 +164,7 @@ class Monitor:
     def _connect(self) -> None:
         ensure_topics(self.kafka)
         common = client_config(self.kafka)
-        self._producer = KafkaProducer(
-            **common,
-            transactional_id=f"{self.kafka.group_id}-{self.instance_id}",
-            enable_idempotence=True,
-            acks="all",
-            transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
-            max_block_ms=int(self.kafka.request_timeout_s * 1000),
-            linger_ms=5,
-        )
-        self._producer.init_transactions()
+        self._producer = self._new_producer()
         self._releases_consumer = KafkaConsumer(
             **common, group_id=None, enable_auto_commit=False
         )
@@ -437,16 +428,21 @@ class Monitor:
 
     def _reconnect_producer(self) -> None:
         if self._producer is None:
-            self._producer = KafkaProducer(
-                **client_config(self.kafka),
-                transactional_id=f"{self.kafka.group_id}-{self.instance_id}",
-                enable_idempotence=True,
-                acks="all",
-                transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
-                max_block_ms=int(self.kafka.request_timeout_s * 1000),
-                linger_ms=5,
-            )
-            self._producer.init_transactions()
+            self._producer = self._new_producer()
+
+    def _new_producer(self) -> KafkaProducer:
+        """A transactional producer; its id fences any older one of this instance."""
+        producer = KafkaProducer(
+            **client_config(self.kafka),
+            transactional_id=f"{self.kafka.group_id}-{self.instance_id}",
+            enable_idempotence=True,
+            acks="all",
+            transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
+            max_block_ms=int(self.kafka.request_timeout_s * 1000),
+            linger_ms=5,
+        )
+        producer.init_transactions()
+        return producer
 
     def _retrying(self, action: Callable[[], None]) -> None:
         delay = 0.5

@@ -163,8 +163,10 @@ def env_without_ci() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "CI"}
 
 
-def consumed_everything(bootstrap: str, group: str, topic: str) -> bool:
-    """True when the group's committed offsets reached the end of every partition."""
+def _committed_and_ends(
+    bootstrap: str, group: str, topic: str
+) -> list[tuple[int, int]]:
+    """``(committed, end)`` offsets of the group for each partition of a topic."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
@@ -173,20 +175,18 @@ def consumed_everything(bootstrap: str, group: str, topic: str) -> bool:
             TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
         ]
         ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(tp) or 0) >= end for tp, end in ends.items())
+        return [(consumer.committed(tp) or 0, end) for tp, end in ends.items()]
     finally:
         consumer.close()
+
+
+def consumed_everything(bootstrap: str, group: str, topic: str) -> bool:
+    """True when the group's committed offsets reached the end of every partition."""
+    return all(
+        done >= end for done, end in _committed_and_ends(bootstrap, group, topic)
+    )
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum of the group's committed offsets over a topic's partitions."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        return sum(consumer.committed(tp) or 0 for tp in partitions)
-    finally:
-        consumer.close()
+    return sum(done for done, _ in _committed_and_ends(bootstrap, group, topic))
