@@ -39,6 +39,7 @@ _MAX_EPOCH = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 _MAX_TEXT = 256
 _MAX_COUNT = 1_000_000
 _intern = sys.intern
+_from_iso = datetime.fromisoformat
 
 
 class _InvalidFieldError(Exception):
@@ -143,6 +144,48 @@ def _usage(obj: dict[str, Any]) -> UsageEvent:
     )
 
 
+def _plain_usage(obj: dict[str, Any]) -> UsageEvent | None:
+    """Return the usage event of a well-formed object in one pass, or None.
+
+    Most events are plain usage, so this checks them without a call per field.
+    Anything unusual (a missing or odd field, an integer ``event_id``, a bad
+    timestamp) returns None and goes through ``_usage``, which names the fault.
+    """
+    get, limit = obj.get, _MAX_TEXT
+    customer_id, action, feature = get("customer_id"), get("action"), get("feature")
+    event_id, count, stamp = get("event_id"), get("count", 1), get("timestamp")
+    if not (
+        type(customer_id) is str
+        and 0 < len(customer_id) <= limit
+        and type(action) is str
+        and 0 < len(action) <= limit
+        and (feature is None or (type(feature) is str and 0 < len(feature) <= limit))
+        and (event_id is None or (type(event_id) is str and 0 < len(event_id) <= limit))
+        and type(count) is int
+        and 1 <= count <= _MAX_COUNT
+        and type(stamp) is str
+    ):
+        return None
+    try:
+        parsed = _from_iso(stamp)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    epoch = parsed.timestamp()
+    if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+        return None
+
+    return UsageEvent(
+        _intern(customer_id),
+        epoch,
+        event_id,
+        _intern(action),
+        None if feature is None else _intern(feature),
+        count,
+    )
+
+
 def _feedback(obj: dict[str, Any]) -> FeedbackEvent:
     customer_id = _text(obj, "customer_id")
     event_time = parse_time(obj.get("timestamp"))
@@ -222,6 +265,8 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejected:
         return Rejected(RejectReason.NOT_AN_OBJECT, "expected a JSON object", raw)
 
     kind = obj.get("type")
+    if kind == "usage" and (event := _plain_usage(obj)) is not None:
+        return event
     parser = _PARSERS.get(kind) if type(kind) is str else None
     if parser is None:
         if kind is None:

@@ -25,7 +25,7 @@ from monitor.decode.events import (
     UsageEvent,
 )
 from monitor.engine.accounting import ACTIVE_STATUSES, ChurnLedger, FeedbackStats
-from monitor.engine.detectors import DETECTORS, Context, Release
+from monitor.engine.detectors import DETECTORS, Context, Release, quiet_below_age
 from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
 from monitor.engine.loader import RuleSet
 from monitor.engine.schema import IgnoredFeatureRule, Rule
@@ -110,6 +110,12 @@ class Engine:
         self._detectors = [DETECTORS[rule.kind] for rule in rules.rules]
         self._masks: dict[int, list[tuple[Rule, Any, int]]] = {}
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
+        # (bit, age): rules quiet for a customer younger than age days.
+        self._age_gates = [
+            (1 << i, age)
+            for i, rule in enumerate(rules.rules)
+            if (age := quiet_below_age(rule)) > 0
+        ]
         self._rules_for = {
             touched: sum(
                 1 << i
@@ -222,7 +228,9 @@ class Engine:
             self._release_ids.add(event_id)  # type: ignore[arg-type]
             return False
         customer_id = event.customer_id
-        state = self._state(customer_id, day)
+        state = self.customers.get(customer_id)
+        if state is None:
+            state = self.customers[customer_id] = CustomerState(first_day=day)
         ids = state.recent_ids
         if ids is None:
             ids = state.recent_ids = {}
@@ -236,12 +244,20 @@ class Engine:
         return False
 
     def _forget_ids(self, day: int) -> None:
+        # A customer holds ids of a later day only if it is listed for that day,
+        # so for everyone else the whole memory goes at once.
+        later = set().union(*(c for d, c in self._ids_by_day.items() if d > day))
+        customers, dirty = self.customers, self.dirty
         for customer_id in self._ids_by_day.pop(day, ()):
-            state = self.customers[customer_id]
-            if state.recent_ids:
+            state = customers[customer_id]
+            if not state.recent_ids:
+                continue
+            if customer_id in later:
                 kept = {i: d for i, d in state.recent_ids.items() if d > day}
                 state.recent_ids = kept or None
-                self.dirty.add(customer_id)
+            else:
+                state.recent_ids = None
+            dirty.add(customer_id)
 
     def _reject(self, rejected: Rejected) -> Rejected:
         reason = rejected.reason.value
@@ -271,17 +287,20 @@ class Engine:
         state = self.customers.get(customer_id)
         if state is None:
             state = self.customers[customer_id] = CustomerState(first_day=day)
-        if state.record_usage(day, 1, self._capacity):
-            self._active.add(day, 1, self._capacity)
-            self._touched[customer_id] = self._touched.get(customer_id, 0) | _USAGE
+        capacity = self._capacity
+        if state.record_usage(day, 1, capacity):
+            self._active.add(day, 1, capacity)
+            touched = self._touched
+            touched[customer_id] = touched.get(customer_id, 0) | _USAGE
         for key, match, counts_events in self._series:
             if (match.action is None or match.action == event.action) and (
                 match.feature is None or match.feature == event.feature
             ):
                 amount = 1 if counts_events else event.count
-                state.record_series(key, day, amount, self._capacity)
-        if event.feature is not None:
-            state.record_feature(event.feature, day)
+                state.record_series(key, day, amount, capacity)
+        feature = event.feature
+        if feature is not None:
+            state.record_feature(feature, day)
 
     def _apply_feedback(self, event: FeedbackEvent, day: int) -> None:
         state = self._state(event.customer_id, day)
@@ -446,13 +465,25 @@ class Engine:
         """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        customers, open_for, table = self.customers, self.book.open_for, self._due
-        masks, settle = self._masks, self._settle
+        customers, open_get, table = (
+            self.customers,
+            self.book.by_customer.get,
+            self._due,
+        )
+        masks, settle, quiet_bits = self._masks, self._settle, self._quiet_bits
+        idle = self._idle_bits()
+        gates = [(day + 1 - age, bit) for bit, age in self._age_gates]
+        # A customer who started on or before ``settled`` is past every age gate.
+        settled = min((oldest for oldest, _ in gates), default=day)
         for customer_id, mask in sorted(due.items()):
             state = customers[customer_id]
             if state.status == "cancelled":
                 continue
-            open_now = open_for(customer_id)
+            open_now = open_get(customer_id)
+            if open_now or state.first_day > settled:
+                mask &= ~quiet_bits(state.first_day, open_now, idle, gates)
+            else:
+                mask &= ~idle
             for rule, detect, bit in masks.get(mask) or self._selected(mask):
                 warning = open_now.get(rule.name) if open_now else None
                 finding = detect(rule, state, ctx, warning)
@@ -464,6 +495,37 @@ class Engine:
                 if recheck is not None and recheck > day:
                     entry = table.setdefault(recheck, {})
                     entry[customer_id] = entry.get(customer_id, 0) | bit
+
+    def _idle_bits(self) -> int:
+        """Return the rules quiet today for every customer without their warning.
+
+        A new-feature rule with no launch known finds nothing to judge.
+        """
+        return sum(
+            self._rule_bits[rule.name]
+            for rule in self._new_feature_rules
+            if not self._releases.get(rule.name)
+        )
+
+    def _quiet_bits(
+        self,
+        first_day: int,
+        open_now: dict[str, ChurnWarning] | None,
+        idle: int,
+        gates: list[tuple[int, int]],
+    ) -> int:
+        """Return the rules whose detectors would stay quiet for this customer.
+
+        A rule with an open warning is never skipped: a quiet verdict may resolve it.
+        """
+        quiet = idle
+        for oldest, bit in gates:
+            if first_day > oldest:
+                quiet |= bit
+        if quiet and open_now:
+            for name in open_now:
+                quiet &= ~self._rule_bits.get(name, 0)
+        return quiet
 
     def _selected(self, mask: int) -> list[tuple[Rule, Any, int]]:
         """Return the rules, detectors and bits named by a mask, cached per mask."""

@@ -6,6 +6,7 @@ day being judged is complete (or, for event-driven kinds, complete up to the eve
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -26,15 +27,26 @@ from monitor.engine.schema import (
 from monitor.state.customer import (
     CustomerState,
     DayCounts,
-    FeedbackRecord,
+    feedback_limits,
+    unpack_feedback,
 )
 
-__all__ = ["DETECTORS", "Context", "Release"]
+__all__ = ["DETECTORS", "Context", "Release", "quiet_below_age"]
 
 _QUIET = Finding(False)
 _HOLD = Finding(None)
 # The day fields of a packed feature record (see ``pack_feature``).
 _DAY_MASK = (1 << 20) - 1
+
+
+@functools.lru_cache(maxsize=256)
+def _quiet_until(recheck_day: int | None) -> Finding:
+    """Return a shared clear finding that asks to look again on ``recheck_day``.
+
+    Only for a customer without an open warning: such a finding is read for its
+    recheck day and dropped, so one object per day spares an allocation per call.
+    """
+    return Finding(False, recheck_day=recheck_day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +128,7 @@ def declining_usage(
         base_rate < rule.min_baseline_per_day
         or recent_rate > (1 - rule.drop) * base_rate
     ):
-        return Finding(False, recheck_day=recheck)
+        return _quiet_until(recheck)
     # Quasi-Poisson: daily totals are overdispersed (bursty sessions, weekly rhythm),
     # so the spread comes from the customer's own baseline days, never below Poisson.
     expected = base_rate * recent_n
@@ -128,7 +140,7 @@ def declining_usage(
         evidence = _rates(rule, recent_rate, base_rate)
         _describe_drop(evidence, recent_rate, base_rate, rule.recent_days)
         return Finding(True, evidence, recheck)
-    return Finding(False, recheck_day=recheck)
+    return _quiet_until(recheck)
 
 
 def _rates(
@@ -183,7 +195,7 @@ def inactivity(
     if state.last_usage_day < 0:
         return _QUIET
     if state.last_usage_day == ctx.day and warning is None:
-        return Finding(False, recheck_day=ctx.day + rule.days)
+        return _quiet_until(ctx.day + rule.days)
     silent_days = ctx.day - state.last_usage_day
     if ctx.outage_days:
         silent_days -= sum(
@@ -264,6 +276,8 @@ def ignored_feature(
         features, recheck = _abandoned(rule, state, ctx)
         what = "abandoned after regular use"
     if not features:
+        if warning is None:
+            return _quiet_until(recheck)
         return Finding(False, {"summary": "features in use again"}, recheck)
     if warning is None and ctx.guard_active:
         return Finding(None, recheck_day=ctx.day + 1)
@@ -279,7 +293,7 @@ def vanishing_feedback(
     warning: ChurnWarning | None,
 ) -> Finding:
     """Fire when a steady feedback cadence stops for several usual intervals."""
-    days = sorted({r[0] for r in state.feedback_records() if r[1] in rule.channels})
+    days = state.feedback_days(rule.channels)
     if len(days) < rule.min_responses or days[-1] - days[0] < rule.min_span_days:
         return _QUIET
     # Mean gap: a Poisson stream with this rate stays silent for k gaps by chance
@@ -312,17 +326,14 @@ def vanishing_feedback(
     return Finding(True, evidence)
 
 
-def _is_negative(rule: NegativeFeedbackRule, record: FeedbackRecord) -> bool:
-    _, _, score, sentiment = record
+def _negatives(rule: NegativeFeedbackRule, packed: list[int]) -> list[int]:
+    """Return the packed responses that count as negative under the rule."""
     if rule.max_score is None and rule.max_sentiment is None:
-        return True
-    if rule.max_score is not None and score is not None and score <= rule.max_score:
-        return True
-    return (
-        rule.max_sentiment is not None
-        and sentiment is not None
-        and sentiment <= rule.max_sentiment
-    )
+        return packed
+    score_top, sentiment_top = feedback_limits(rule.max_score, rule.max_sentiment)
+    return [
+        p for p in packed if (p >> 8) & 0xFF <= score_top or p & 0xFF <= sentiment_top
+    ]
 
 
 def negative_feedback(
@@ -333,27 +344,25 @@ def negative_feedback(
 ) -> Finding:
     """Fire on enough negative responses within the window, unless answered since."""
     first = ctx.day - rule.window_days + 1
-    recent = [
-        r
-        for r in state.feedback_records()
-        if first <= r[0] <= ctx.day and (rule.channel is None or r[1] == rule.channel)
-    ]
-    negative = [r for r in recent if _is_negative(rule, r)]
-    if len(negative) < rule.min_count or not _is_negative(rule, recent[-1]):
+    recent = state.feedback_between(first, ctx.day, rule.channel)
+    negative = _negatives(rule, recent)
+    # min_count >= 1, so both lists hold a response here; equal packed
+    # responses get equal verdicts, so comparing values tells if the latest counts.
+    if len(negative) < rule.min_count or negative[-1] != recent[-1]:
         return _QUIET
 
-    latest = negative[-1]
+    _, channel, score, sentiment = unpack_feedback(negative[-1])
     evidence: dict[str, Any] = {
         "negative_responses": len(negative),
         "window_days": rule.window_days,
-        "channel": latest[1],
+        "channel": channel,
     }
-    if latest[2] is not None:
-        evidence["last_score"] = latest[2]
-    if latest[3] is not None:
-        evidence["last_sentiment"] = round(latest[3], 2)
+    if score is not None:
+        evidence["last_score"] = score
+    if sentiment is not None:
+        evidence["last_sentiment"] = round(sentiment, 2)
     evidence["summary"] = _feedback_summary(evidence)
-    recheck = negative[-rule.min_count][0] + rule.window_days
+    recheck = (negative[-rule.min_count] >> 24) + rule.window_days
     return Finding(True, evidence, recheck)
 
 
@@ -453,6 +462,20 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def quiet_below_age(rule: Any) -> int:
+    """Return the age in days under which the rule stays quiet; 0 if none.
+
+    Quiet means a clear finding and no recheck for a customer without an open
+    warning of the rule, so the engine may leave the detector uncalled.
+    """
+    if isinstance(rule, DecliningUsageRule):
+        return rule.recent_days + rule.gap_days + rule.baseline_days
+    if isinstance(rule, ThresholdRule):
+        return rule.min_history_days
+    return 0
+
 
 Detector = Callable[[Any, CustomerState, Context, ChurnWarning | None], Finding]
 DETECTORS: dict[str, Detector] = {

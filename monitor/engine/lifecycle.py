@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,11 @@ class WarningBook:
 
     def open_for(self, customer_id: str) -> dict[str, ChurnWarning]:
         return self._open.get(customer_id, {})
+
+    @property
+    def by_customer(self) -> Mapping[str, dict[str, ChurnWarning]]:
+        """Return customer -> rule -> open warning; customers with none are absent."""
+        return self._open
 
     def get(self, customer_id: str, rule: str) -> ChurnWarning | None:
         return self._open.get(customer_id, {}).get(rule)

@@ -7,7 +7,9 @@ the epoch (``int(epoch_seconds // 86400)``).
 from __future__ import annotations
 
 import bisect
+import functools
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,9 @@ __all__ = [
     "DayCounts",
     "FeatureUse",
     "FeedbackRecord",
+    "feedback_limits",
+    "feedback_score",
+    "feedback_sentiment",
     "pack_feature",
     "pack_feedback",
     "unpack_feature",
@@ -128,14 +133,42 @@ def pack_feedback(
 
 
 def unpack_feedback(packed: int) -> FeedbackRecord:
-    score_code = (packed >> 8) & 0xFF
-    sentiment_code = packed & 0xFF
     return (
         packed >> 24,
         FEEDBACK_CODES[(packed >> 16) & 0xFF],
-        None if score_code == _NONE else score_code / 10,
-        None if sentiment_code == _NONE else sentiment_code / 100 - 1,
+        feedback_score(packed),
+        feedback_sentiment(packed),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def feedback_limits(
+    max_score: float | None, max_sentiment: float | None
+) -> tuple[int, int]:
+    """Return the highest score and sentiment codes at or under the given values.
+
+    Codes rise with the values they stand for, so "at or under" is a range of
+    codes and a packed response is judged without unpacking; -1 matches nothing.
+    """
+    scores = [c for c in range(_NONE) if max_score is not None and c / 10 <= max_score]
+    sentiments = [
+        c
+        for c in range(_NONE)
+        if max_sentiment is not None and c / 100 - 1 <= max_sentiment
+    ]
+    return max(scores, default=-1), max(sentiments, default=-1)
+
+
+def feedback_score(packed: int) -> float | None:
+    """Return the score of a packed response, or None when it had none."""
+    code = (packed >> 8) & 0xFF
+    return None if code == _NONE else code / 10
+
+
+def feedback_sentiment(packed: int) -> float | None:
+    """Return the sentiment of a packed response, or None when it had none."""
+    code = packed & 0xFF
+    return None if code == _NONE else code / 100 - 1
 
 
 @dataclass(slots=True)
@@ -162,13 +195,13 @@ class CustomerState:
 
     def record_usage(self, day: int, count: int, capacity: int) -> bool:
         """Count usage on a day; return True when it is the day's first use."""
-        if self.usage is None:
-            self.usage = DayCounts(day)
+        usage = self.usage
+        if usage is None:
+            usage = self.usage = DayCounts(day)
+        usage.add(day, count, capacity)
         if day > self.last_usage_day:
             self.last_usage_day = day
-            self.usage.add(day, count, capacity)
             return True
-        self.usage.add(day, count, capacity)
         return False
 
     def record_series(self, key: str, day: int, count: int, capacity: int) -> None:
@@ -180,16 +213,17 @@ class CustomerState:
         counts.add(day, count, capacity)
 
     def record_feature(self, feature: str, day: int) -> None:
-        if self.features is None:
-            self.features = {}
-        packed = self.features.get(feature)
+        features = self.features
+        if features is None:
+            features = self.features = {}
+        packed = features.get(feature)
         if packed is None:
-            self.features[feature] = pack_feature(day, day, 1)
+            features[feature] = pack_feature(day, day, 1)
             return
         # Days arrive in order (the engine applies a day's events only while it
         # is the open day), so a later day is a new day of use.
         if day > (packed >> 20) & _DAY_MASK:
-            self.features[feature] = (
+            features[feature] = (
                 (packed & _FIRST_MASK) | (day << 20) | (((packed >> 40) + 1) << 40)
             )
 
@@ -212,6 +246,29 @@ class CustomerState:
         if not self.feedback:
             return []
         return [unpack_feedback(packed) for packed in self.feedback]
+
+    def feedback_between(
+        self, first_day: int, last_day: int, channel: str | None = None
+    ) -> list[int]:
+        """Return the packed responses of days ``first_day..last_day``, oldest first."""
+        packed = self.feedback
+        if not packed:
+            return []
+        # The list is sorted and the day is the top field, so a day range is a
+        # slice; callers unpack only the fields they need.
+        start = bisect.bisect_left(packed, first_day << 24)
+        stop = bisect.bisect_left(packed, (last_day + 1) << 24, start)
+        if channel is None:
+            return packed[start:stop]
+        code = _CHANNEL_CODE.get(channel, _NONE)
+        return [p for p in packed[start:stop] if (p >> 16) & 0xFF == code]
+
+    def feedback_days(self, channels: Collection[str]) -> list[int]:
+        """Return the distinct days with a response on one of ``channels``, sorted."""
+        if not self.feedback:
+            return []
+        codes = {_CHANNEL_CODE.get(channel, _NONE) for channel in channels}
+        return sorted({p >> 24 for p in self.feedback if (p >> 16) & 0xFF in codes})
 
     @property
     def is_cancelled(self) -> bool:

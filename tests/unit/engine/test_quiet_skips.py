@@ -1,0 +1,49 @@
+"""Leaving quiet detectors uncalled changes no warning, recheck or state."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import EventFactory, Harness, stamp
+
+from monitor.engine.core import Engine
+from monitor.engine.loader import RuleSet
+from monitor.engine.snapshot import dump_customer, dump_engine
+from monitor.simulate import simulate_lines
+
+LINES = simulate_lines(120, 150, seed=5)
+
+
+def _checkpoint(engine: Engine) -> list[bytes | None]:
+    """Return every blob a checkpoint would write, rechecks included."""
+    blobs = [dump_customer(engine, cid) for cid in sorted(engine.customers)]
+    return [*blobs, dump_engine(engine)]
+
+
+def _without_skips(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_age_gates", [])
+    monkeypatch.setattr(engine, "_idle_bits", lambda: 0)
+
+
+def test_skipping_quiet_rules_gives_the_same_records(
+    default_rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skipping = Harness(default_rules).feed(LINES).until(160)
+    calling = Harness(default_rules)
+    _without_skips(calling.engine, monkeypatch)
+    calling.feed(LINES).until(160)
+
+    assert skipping.records == calling.records
+    assert skipping.engine.summary() == calling.engine.summary()
+    assert _checkpoint(skipping.engine) == _checkpoint(calling.engine)
+
+
+def test_declining_usage_judged_on_the_first_day_old_enough(
+    default_rules: RuleSet, make_event: EventFactory
+) -> None:
+    """Recent 14 + gap 14 + baseline 28 days: judged from day 55 on, not before."""
+    busy = [make_event("usage", day, 9 + n / 4) for day in range(42) for n in range(20)]
+    slow = [make_event("usage", day, 12) for day in range(42, 60)]
+
+    h = Harness(default_rules).feed(busy + slow).until(60)
+
+    assert h.opened("declining_usage", "c1")[0]["at"] == stamp(56, 0)
