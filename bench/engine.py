@@ -22,6 +22,7 @@ import orjson
 
 from monitor.engine.core import Engine
 from monitor.engine.loader import load_rules
+from monitor.runtime import tune_gc
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -46,24 +47,24 @@ def generate(events: int, customers: int, days: int, seed: int = 1) -> list[byte
             "timestamp": stamp,
             "event_id": f"b{n}",
         }
-        if roll < 0.9:
+        # A SaaS mix: mostly usage, a few answers (NPS skewed to the high end, as
+        # real answers are), renewals with the odd failed payment or downgrade.
+        if roll < 0.94:
             body.update(
                 type="usage",
                 action="view",
                 count=rng.randint(1, 5),
                 feature=rng.choice(features),
             )
-        elif roll < 0.96:
-            body.update(type="feedback", channel="nps", score=rng.randint(0, 10))
+        elif roll < 0.98:
+            score = min(10, max(0, round(rng.gauss(8, 2))))
+            body.update(type="feedback", channel="nps", score=score)
         else:
-            body.update(
-                type="subscription",
-                status=rng.choice(
-                    ("renewed", "renewed", "payment_failed", "downgraded")
-                ),
-                plan="pro",
-                mrr=99.0,
-            )
+            status = rng.choices(
+                ("renewed", "payment_failed", "downgraded", "upgraded"),
+                weights=(90, 4, 3, 3),
+            )[0]
+            body.update(type="subscription", status=status, plan="pro", mrr=99.0)
         lines.append(orjson.dumps(body))
     return lines
 
@@ -100,6 +101,7 @@ def memory_per_customer(lines: list[bytes]) -> tuple[float, int]:
 
 
 def main() -> None:
+    tune_gc()  # as churn-monitor runs
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)

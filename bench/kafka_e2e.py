@@ -31,6 +31,7 @@ from engine import RULES, generate
 
 from monitor.app import Monitor
 from monitor.engine.loader import load_rules
+from monitor.runtime import tune_gc
 from monitor.settings import KafkaSettings, Settings, StoreSettings
 
 
@@ -192,6 +193,7 @@ def latency(
 
 
 def main() -> None:
+    tune_gc()  # as churn-monitor runs
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)

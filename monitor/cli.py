@@ -26,6 +26,7 @@ from monitor.engine.loader import check_rules, load_rules
 from monitor.errors import MonitorError
 from monitor.ingest.replay import read_lines
 from monitor.outputs.writers import JsonlWriter, RejectsWriter, write_scores
+from monitor.runtime import tune_gc
 from monitor.settings import Settings, load_settings
 from monitor.simulate import simulate_lines
 
@@ -386,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    tune_gc()
     try:
         return int(args.func(args))
     except MonitorError as exc:

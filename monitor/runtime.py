@@ -1,0 +1,17 @@
+"""Process-wide tuning for long runs; holds no state of the monitor's own.
+
+The engine allocates millions of small, long-lived objects (customer states,
+counters). Python's default cyclic-GC threshold (700 allocations) makes the
+collector rescan them constantly; measured at about 1.5 us per event.
+"""
+
+from __future__ import annotations
+
+import gc
+
+__all__ = ["tune_gc"]
+
+
+def tune_gc() -> None:
+    """Collect the young generation less often; cycles are rare in the engine."""
+    gc.set_threshold(50_000, 20, 100)
