@@ -3,6 +3,9 @@
 Each customer sees its events grouped by day, in arrival order within a day, with a
 day tick between days; that order, not the interleaving of customers, decides every
 warning, which is why a replay and a live run agree. Does no I/O.
+
+Over 500 lines: intake, holding, the day tick and the population guard share the
+clock and the recheck table, and the hot path keeps them in one class on purpose.
 """
 
 from __future__ import annotations

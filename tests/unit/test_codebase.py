@@ -28,7 +28,7 @@ def _imports(path: Path) -> set[str]:
 def test_stages_import_only_earlier_stages() -> None:
     backward = []
     for stage, rank in ORDER.items():
-        for path in (PACKAGE / stage).glob("*.py"):
+        for path in (PACKAGE / stage).rglob("*.py"):
             for module in _imports(path):
                 parts = module.split(".")
                 if parts[0] != "monitor" or module in SHARED or len(parts) < 2:

@@ -1,0 +1,80 @@
+"""What every detector shares: the context of a judgement and quiet findings."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.engine.lifecycle import Finding
+from monitor.engine.schema import (
+    UsageMatch,
+)
+from monitor.state.customer import (
+    CustomerState,
+    DayCounts,
+)
+
+__all__ = [
+    "DAY_MASK",
+    "HOLD",
+    "QUIET",
+    "Context",
+    "Release",
+    "counts_for",
+    "quiet_until",
+    "window",
+]
+
+
+QUIET = Finding(False)
+HOLD = Finding(None)
+# The day fields of a packed feature record (see ``pack_feature``).
+DAY_MASK = (1 << 20) - 1
+
+
+@functools.lru_cache(maxsize=256)
+def quiet_until(recheck_day: int | None) -> Finding:
+    """Return a shared clear finding that asks to look again on ``recheck_day``.
+
+    Only for a customer without an open warning: such a finding is read for its
+    recheck day and dropped, so one object per day spares an allocation per call.
+    """
+    return Finding(False, recheck_day=recheck_day)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    feature: str
+    day: int
+    plans: tuple[str, ...] | None
+
+
+@dataclass(slots=True)
+class Context:
+    """What detectors may know beyond the customer: the day and the population."""
+
+    day: int
+    guard_active: bool = False
+    outage_days: frozenset[int] = frozenset()
+    releases: dict[str, tuple[Release, ...]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def counts_for(
+    state: CustomerState, match: UsageMatch | None, measure: str = "events"
+) -> DayCounts | None:
+    if match is None or (measure == "events" and match.is_everything):
+        return state.usage
+    return state.series.get(match.key(measure)) if state.series else None  # type: ignore[arg-type]
+
+
+def window(
+    counts: DayCounts, first: int, last: int, outage: frozenset[int]
+) -> tuple[int, int]:
+    """Return the total and the number of days counted, leaving out outage days."""
+    if not outage:
+        return counts.total(first, last), last - first + 1
+    total = sum(n for day, n in counts.days(first, last) if day not in outage)
+    days = sum(1 for day in range(first, last + 1) if day not in outage)
+    return total, days

@@ -1,0 +1,92 @@
+"""Feature detectors: new features left untouched, regular ones abandoned."""
+
+from __future__ import annotations
+
+import math
+
+from monitor.engine.detectors.common import (
+    DAY_MASK,
+    Context,
+    quiet_until,
+)
+from monitor.engine.lifecycle import ChurnWarning, Finding
+from monitor.engine.schema import (
+    IgnoredFeatureRule,
+)
+from monitor.state.customer import (
+    CustomerState,
+)
+
+__all__ = ["ignored_feature"]
+
+
+def _ignored_new(
+    rule: IgnoredFeatureRule, state: CustomerState, ctx: Context
+) -> tuple[list[str], int | None]:
+    ignored: list[str] = []
+    recheck: int | None = None
+    active = state.last_usage_day > ctx.day - rule.active_within_days
+    for release in ctx.releases.get(rule.name, ()):
+        if not release.day <= ctx.day <= release.day + rule.max_age_days:
+            continue
+        if release.plans is not None and state.plan not in release.plans:
+            continue
+        if state.feature_use(release.feature) is not None:
+            continue
+        deadline = max(release.day, state.first_day) + rule.after_days
+        if ctx.day < deadline:
+            recheck = deadline if recheck is None else min(recheck, deadline)
+        elif active:
+            ignored.append(release.feature)
+    return ignored, recheck
+
+
+def _abandoned(
+    rule: IgnoredFeatureRule, state: CustomerState, ctx: Context
+) -> tuple[list[str], int | None]:
+    abandoned: list[str] = []
+    recheck: int | None = None
+    features, day = state.features, ctx.day
+    if not features or state.last_usage_day <= day - rule.active_within_days:
+        return abandoned, recheck
+    min_use_days, factor = rule.min_use_days, rule.silence_factor
+    after_days, max_age_days = rule.after_days, rule.max_age_days
+    for feature, packed in features.items():
+        # Unpacked inline (see pack_feature): this loop runs for every active
+        # customer every day it uses the product.
+        used = packed >> 40
+        if used < min_use_days:
+            continue
+        first, last = packed & DAY_MASK, (packed >> 20) & DAY_MASK
+        usual_gap = (last - first) / (used - 1)
+        limit = math.ceil(max(factor * usual_gap, after_days))
+        silent = day - last
+        if limit <= silent <= max_age_days:
+            abandoned.append(feature)
+        elif silent < limit:
+            recheck = min(recheck or last + limit, last + limit)
+    return abandoned, recheck
+
+
+def ignored_feature(
+    rule: IgnoredFeatureRule,
+    state: CustomerState,
+    ctx: Context,
+    warning: ChurnWarning | None,
+) -> Finding:
+    """Fire on new features left untouched, or regular features abandoned."""
+    if rule.mode == "new":
+        features, recheck = _ignored_new(rule, state, ctx)
+        what = "not used since launch"
+    else:
+        features, recheck = _abandoned(rule, state, ctx)
+        what = "abandoned after regular use"
+    if not features:
+        if warning is None:
+            return quiet_until(recheck)
+        return Finding(False, {"summary": "features in use again"}, recheck)
+    if warning is None and ctx.guard_active:
+        return Finding(None, recheck_day=ctx.day + 1)
+
+    evidence = {"features": features, "summary": f"{', '.join(features)}: {what}"}
+    return Finding(True, evidence, recheck)
