@@ -128,6 +128,9 @@ class Monitor:
         self._last_commit = time.monotonic()
         self._last_input = time.monotonic()
         self._broker_lost = False
+        # Monotonic start of the commit in progress; the watchdog reads it.
+        self._commit_started: float | None = None
+        self._last_probe = time.monotonic()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._releases_consumer: KafkaConsumer | None = None
@@ -225,7 +228,7 @@ class Monitor:
             fresh, self.assigned = self.assigned, []
             self.take_partitions(fresh)
         if batch:
-            self._last_input = time.monotonic()
+            self._last_input = self._last_probe = time.monotonic()
             self._begin()
             for tp, records in batch.items():
                 task = self.tasks.get(tp)
@@ -239,7 +242,28 @@ class Monitor:
         if self._checkpoint_due or interval_over:
             self._checkpoint_due = False
             self._commit()
+        self._probe_when_idle()
         self._report_lag()
+
+    def _probe_when_idle(self) -> None:
+        """Ask the broker for end offsets now and then while no input arrives.
+
+        kafka-python's poll retries a lost connection without a word, so a quiet
+        stream would hide an outage; a request that fails raises into recovery.
+        """
+        now = time.monotonic()
+        if now - self._last_probe < self.kafka.broker_lost_after_s:
+            return
+        self._last_probe = now
+        if self._consumer is not None and self.tasks:
+            self._consumer.end_offsets(list(self.tasks))
+            self._broker_back()
+
+    def _broker_back(self) -> None:
+        if self._broker_lost:
+            logger.info("broker back: requests succeed again")
+            self._broker_lost = False
+            self._set_ready(True, "")
 
     def _begin(self) -> None:
         if not self._in_transaction:
@@ -356,6 +380,25 @@ class Monitor:
             return
         assert self._producer is not None
         assert self._consumer is not None
+        self._commit_started = time.monotonic()
+        try:
+            saves = self._commit_transaction(changed)
+        finally:
+            self._commit_started = None
+        for task, blobs, engine_blob in saves:
+            self.store.save(task.key, task.next_offset or 0, engine_blob, blobs)
+            task.engine.dirty.clear()
+            task.committed_offset = task.next_offset
+        self._broker_back()
+        if self.observer is not None:
+            self.observer.mark_checkpoint(time.time())
+
+    def _commit_transaction(
+        self, changed: list[_Task]
+    ) -> list[tuple[_Task, dict[str, bytes | None], bytes]]:
+        """Send the changelog and offsets and commit; blocks while Kafka retries."""
+        assert self._producer is not None
+        assert self._consumer is not None
         self._begin()
         saves, offsets = [], {}
         for task in changed:
@@ -369,16 +412,25 @@ class Monitor:
             )
         self._producer.commit_transaction()
         self._in_transaction = False
-        for task, blobs, engine_blob in saves:
-            self.store.save(task.key, task.next_offset or 0, engine_blob, blobs)
-            task.engine.dirty.clear()
-            task.committed_offset = task.next_offset
-        if self._broker_lost:
-            logger.info("broker back: commits succeed again")
-            self._broker_lost = False
-            self._set_ready(True, "")
-        if self.observer is not None:
-            self.observer.mark_checkpoint(time.time())
+        return saves
+
+    def watch_broker(self) -> None:
+        """Report the broker lost while a commit has hung too long (any thread).
+
+        kafka-python's producer retries a transaction commit until the broker is
+        back, without raising; meanwhile the monitor must say it is not ready.
+        """
+        started = self._commit_started
+        if started is None or self._broker_lost:
+            return
+        blocked_s = time.monotonic() - started
+        if blocked_s < self.kafka.broker_lost_after_s:
+            return
+        self._broker_lost = True
+        logger.warning(
+            "broker lost: commit blocked for %.1fs, kafka-python retrying", blocked_s
+        )
+        self._set_ready(False, f"broker lost: commit blocked for {blocked_s:.0f}s")
 
     def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
         assert self._producer is not None

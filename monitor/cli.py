@@ -271,6 +271,7 @@ def _run(args: argparse.Namespace) -> int:
         "checkpoint", settings.kafka.commit_interval_s, monitor.request_checkpoint
     )
     scheduler.add_on_main_loop("idle-clock", 30.0, monitor.advance_idle_clocks)
+    scheduler.add("broker-watch", 1.0, monitor.watch_broker)
 
     def _stop(signum: int, frame: object) -> None:
         logger.info("shutdown requested: signal=%s", signal.Signals(signum).name)

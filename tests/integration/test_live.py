@@ -123,6 +123,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         monitor.stop()
     log = (tmp_path / "a.log").read_text()
     assert "broker lost" in log
+    assert "broker back" in log
 
 
 def test_garbage_goes_to_dead_letters_good_events_flow(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from helpers import REPO
 from kafka import TopicPartition
 
@@ -83,3 +86,50 @@ def test_every_caught_kafka_error_has_a_mapping() -> None:
     for cls in KAFKA_ERRORS:
         error = translate(cls("boom"), "127.0.0.1:9092")
         assert "boom" in str(error)
+
+
+def test_commit_blocked_past_limit_reports_not_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor, _, _ = _monitor(tmp_path)
+    monitor.ready = True
+    monitor._commit_started = time.monotonic() - 6
+
+    with caplog.at_level(logging.WARNING, logger="monitor.app"):
+        monitor.watch_broker()
+        monitor.watch_broker()
+
+    assert monitor.ready is False
+    assert [r.message for r in caplog.records if "broker lost" in r.message] == [
+        "broker lost: commit blocked for 6.0s, kafka-python retrying"
+    ]
+
+
+def test_short_commit_keeps_monitor_ready(tmp_path: Path) -> None:
+    monitor, _, _ = _monitor(tmp_path)
+    monitor.ready = True
+    monitor._commit_started = time.monotonic() - 1
+
+    monitor.watch_broker()
+
+    assert monitor.ready is True
+
+
+def test_idle_probe_answered_brings_monitor_back(tmp_path: Path) -> None:
+    monitor, _, _ = _monitor(tmp_path)
+    asked: list[object] = []
+
+    class _Consumer:
+        def end_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
+            asked.append(partitions)
+            return {}
+
+    monitor._consumer = _Consumer()  # type: ignore[assignment]
+    monitor._broker_lost, monitor.ready = True, False
+    monitor._last_probe = time.monotonic() - 10
+
+    monitor._probe_when_idle()
+    monitor._probe_when_idle()
+
+    assert len(asked) == 1
+    assert monitor.ready is True
