@@ -40,8 +40,11 @@ from monitor.ingest.kafka import (
     ENGINE_KEY,
     OFFSET_HEADER,
     client_config,
+    discard_producer,
+    end_transaction,
     ensure_topics,
     read_changelog,
+    send_offsets,
     translate,
 )
 from monitor.outputs.publisher import warning_message
@@ -129,7 +132,9 @@ class Monitor:
         self._last_input = time.monotonic()
         self._broker_lost = False
         # Monotonic start of the commit in progress; the watchdog reads it.
-        self._commit_started: float | None = None
+        # A broker request the loop is blocked in (what, since when), for the
+        # broker watch: kafka-python retries these quietly while the broker is away.
+        self._blocked: tuple[str, float] | None = None
         self._last_probe = time.monotonic()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
@@ -256,7 +261,11 @@ class Monitor:
             return
         self._last_probe = now
         if self._consumer is not None and self.tasks:
-            self._consumer.end_offsets(list(self.tasks))
+            self._blocked = ("end-offsets probe", now)
+            try:
+                self._consumer.end_offsets(list(self.tasks))
+            finally:
+                self._blocked = None
             self._broker_back()
 
     def _broker_back(self) -> None:
@@ -267,7 +276,8 @@ class Monitor:
 
     def _begin(self) -> None:
         if not self._in_transaction:
-            assert self._producer is not None
+            if self._producer is None:  # dropped by a failed abort
+                self._producer = self._new_producer()
             self._producer.begin_transaction()
             self._in_transaction = True
 
@@ -380,11 +390,11 @@ class Monitor:
             return
         assert self._producer is not None
         assert self._consumer is not None
-        self._commit_started = time.monotonic()
+        self._blocked = ("commit", time.monotonic())
         try:
             saves = self._commit_transaction(changed)
         finally:
-            self._commit_started = None
+            self._blocked = None
         for task, blobs, engine_blob in saves:
             self.store.save(task.key, task.next_offset or 0, engine_blob, blobs)
             task.engine.dirty.clear()
@@ -407,30 +417,35 @@ class Monitor:
             if task.next_offset is not None:
                 offsets[task.tp] = OffsetAndMetadata(task.next_offset, "", -1)
         if offsets:
-            self._producer.send_offsets_to_transaction(
-                offsets, self._consumer.group_metadata()
+            send_offsets(
+                self._producer,
+                offsets,
+                self._consumer.group_metadata(),
+                self._transaction_wait_s,
             )
-        self._producer.commit_transaction()
+        end_transaction(self._producer, True, self._transaction_wait_s)
         self._in_transaction = False
         return saves
 
     def watch_broker(self) -> None:
-        """Report the broker lost while a commit has hung too long (any thread).
+        """Report the broker lost while a request has hung too long (any thread).
 
-        kafka-python's producer retries a transaction commit until the broker is
-        back, without raising; meanwhile the monitor must say it is not ready.
+        kafka-python retries a transaction commit or an offsets request until the
+        broker is back or its timeout runs out, without a word; meanwhile the
+        monitor must say it is not ready.
         """
-        started = self._commit_started
-        if started is None or self._broker_lost:
+        blocked = self._blocked
+        if blocked is None or self._broker_lost:
             return
+        what, started = blocked
         blocked_s = time.monotonic() - started
         if blocked_s < self.kafka.broker_lost_after_s:
             return
         self._broker_lost = True
         logger.warning(
-            "broker lost: commit blocked for %.1fs, kafka-python retrying", blocked_s
+            "broker lost: %s blocked for %.1fs, kafka-python retrying", what, blocked_s
         )
-        self._set_ready(False, f"broker lost: commit blocked for {blocked_s:.0f}s")
+        self._set_ready(False, f"broker lost: {what} blocked for {blocked_s:.0f}s")
 
     def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
         assert self._producer is not None
@@ -464,19 +479,36 @@ class Monitor:
             logger.warning("broker lost, rolling back to the last commit: %s", error)
         self._broker_lost = True
         self._set_ready(False, f"broker lost: {error}")
-        self._abort()
+        self._drop_producer()
         self._retrying(self._reconnect_producer)
         self._retrying(lambda: self.take_partitions(list(self.tasks), rebuild=True))
 
     def _abort(self) -> None:
         if self._producer is not None and self._in_transaction:
             try:
-                self._producer.abort_transaction()
-            except kafka_errors.KafkaError:
-                logger.warning("abort failed; closing the producer instead")
-                self._producer.close(timeout=1)
+                end_transaction(self._producer, False, self._transaction_wait_s)
+            except kafka_errors.KafkaError as exc:
+                logger.warning("abort failed, closing the producer instead: %s", exc)
+                discard_producer(self._producer)
                 self._producer = None
         self._in_transaction = False
+
+    def _drop_producer(self) -> None:
+        """Throw the producer away after a failure; a new one settles its transaction.
+
+        A producer whose transaction failed half-way can be left waiting for
+        answers that never come; the next producer's ``init_transactions`` with
+        the same id aborts whatever that transaction left open.
+        """
+        if self._producer is not None:
+            discard_producer(self._producer)
+            self._producer = None
+        self._in_transaction = False
+
+    @property
+    def _transaction_wait_s(self) -> float:
+        # Past the transaction timeout the coordinator aborts it anyway.
+        return max(self.kafka.transaction_timeout_s, self.kafka.request_timeout_s)
 
     def _reconnect_producer(self) -> None:
         if self._producer is None:
@@ -493,7 +525,11 @@ class Monitor:
             max_block_ms=int(self.kafka.request_timeout_s * 1000),
             linger_ms=5,
         )
-        producer.init_transactions()
+        try:
+            producer.init_transactions()
+        except kafka_errors.KafkaError:
+            discard_producer(producer)
+            raise
         return producer
 
     def _retrying(self, action: Callable[[], None]) -> None:
@@ -522,15 +558,24 @@ class Monitor:
             self.tasks[tp] = task
             if task.next_offset is not None:
                 self._consumer.seek(tp, task.next_offset)
+            else:
+                # Nothing committed yet: after a rollback the position has moved
+                # past events whose effects were just thrown away.
+                self._consumer.seek_to_beginning(tp)
         logger.info(
             "partitions assigned: partitions=%s",
             sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned),
         )
 
     def release_partitions(self, revoked: list[TopicPartition]) -> None:
-        """Commit what was done for revoked partitions, then forget them."""
+        """Commit what was done for revoked partitions, then forget them.
+
+        Without a producer (dropped after a failed abort) there is nothing to
+        commit with: the next owner resumes from the last commit.
+        """
         try:
-            self._commit()
+            if self._producer is not None:
+                self._commit()
         except (MonitorError, kafka_errors.KafkaError) as exc:
             logger.warning("commit before revocation failed: %s", exc)
             self._abort()
@@ -579,7 +624,7 @@ class Monitor:
             return local, "local"
         if committed is None:
             return None, "empty"
-        remote = read_changelog(self.kafka, tp.partition, self.kafka.restore_timeout_s)
+        remote = self._read_changelog_up_to(tp, key, committed)
         if remote is not None and remote.next_offset == committed:
             self.store.replace(key, remote)
             return remote, "changelog"
@@ -591,6 +636,36 @@ class Monitor:
             None if remote is None else remote.next_offset,
         )
         return None, "missing"
+
+    def _read_changelog_up_to(
+        self, tp: TopicPartition, key: str, committed: int
+    ) -> Checkpoint | None:
+        """Read a task's changelog until it reaches the committed offset.
+
+        A read_committed reader stops before any transaction still open on the
+        partition, such as one a dead or discarded producer left behind, and
+        so can see the changelog behind the offsets of a later commit. The
+        coordinator aborts such a transaction after ``transaction_timeout_s``;
+        until twice that has passed the read is repeated, not given up.
+        """
+        deadline = time.monotonic() + 2 * self.kafka.transaction_timeout_s + 5
+        timeout_s = self.kafka.restore_timeout_s
+        remote = read_changelog(self.kafka, tp.partition, timeout_s)
+        if remote is None or remote.next_offset != committed:
+            logger.warning(
+                "changelog behind the committed offset, waiting for open "
+                "transactions to end: partition=%s committed=%s changelog=%s",
+                key,
+                committed,
+                None if remote is None else remote.next_offset,
+            )
+        while (remote is None or remote.next_offset != committed) and (
+            time.monotonic() < deadline and self._running
+        ):
+            time.sleep(1)
+            remote = read_changelog(self.kafka, tp.partition, timeout_s)
+
+        return remote
 
     def _report_lag(self) -> None:
         if self.observer is None or self._consumer is None:

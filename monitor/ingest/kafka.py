@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
 
 from monitor.errors import BrokerUnavailableError, MonitorError, SourceError
@@ -21,8 +21,11 @@ __all__ = [
     "ENGINE_KEY",
     "KAFKA_ERRORS",
     "client_config",
+    "discard_producer",
+    "end_transaction",
     "ensure_topics",
     "read_changelog",
+    "send_offsets",
     "translate",
 ]
 
@@ -75,6 +78,67 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         config["ssl_keyfile"] = settings.ssl_keyfile
         config["ssl_check_hostname"] = settings.ssl_check_hostname
     return config
+
+
+def end_transaction(producer: KafkaProducer, commit: bool, timeout_s: float) -> None:
+    """Commit or abort the open transaction, waiting at most ``timeout_s``.
+
+    kafka-python's own ``commit_transaction`` and ``abort_transaction`` wait
+    without a limit, and a transaction the coordinator aborted during a long
+    broker outage never completes; this does their two steps with a bounded wait.
+
+    Raises:
+        KafkaTimeoutError: not done in time; the producer must then be closed and
+            a new one made, whose ``init_transactions`` settles the old transaction.
+    """
+    manager = _transactions(producer)
+    result = manager.begin_commit() if commit else manager.begin_abort()
+    _wait(producer, result, "commit" if commit else "abort", timeout_s)
+
+
+def send_offsets(
+    producer: KafkaProducer, offsets: dict[Any, Any], group: Any, timeout_s: float
+) -> None:
+    """Add consumed offsets to the open transaction, waiting at most ``timeout_s``.
+
+    The bounded twin of kafka-python's ``send_offsets_to_transaction``, which
+    waits for the group coordinator without a limit.
+    """
+    result = _transactions(producer).send_offsets_to_transaction(offsets, group)
+    _wait(producer, result, "offsets", timeout_s)
+
+
+def _transactions(producer: KafkaProducer) -> Any:
+    manager = producer._transaction_manager
+    if manager is None:
+        raise kafka_errors.IllegalStateError("the producer has no transactions")
+    return manager
+
+
+def _wait(producer: KafkaProducer, result: Any, step: str, timeout_s: float) -> None:
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=timeout_s * 1000):
+        raise kafka_errors.KafkaTimeoutError(
+            f"transaction {step} not done within {timeout_s:.0f}s"
+        )
+
+
+def discard_producer(producer: KafkaProducer, timeout_s: float = 1.0) -> None:
+    """Close a producer whose transaction cannot end, dropping what it still holds.
+
+    ``close`` flushes first, and a flush that cannot finish (the broker away, the
+    transaction stuck committing) raises before anything is closed; the sender
+    thread is then stopped without sending, so no thread or socket is left behind.
+    Nothing of that transaction is lost: it never committed, and the next
+    producer's ``init_transactions`` with the same id aborts it.
+    """
+    try:
+        producer.close(timeout=timeout_s)
+    except kafka_errors.KafkaError:
+        sender = producer._sender
+        if sender is not None:
+            sender.force_close()
+            sender.join(timeout_s)
 
 
 def ensure_topics(settings: KafkaSettings) -> None:

@@ -136,8 +136,15 @@ class MonitorProcess:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(30)
-        self._out.close()
+        try:
+            code = self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            # Fail this test without leaving a stray monitor to upset the next.
+            self.process.kill()
+            self.process.wait(10)
+            raise
+        finally:
+            self._out.close()
         return code
 
 
@@ -185,6 +192,11 @@ def consumed_everything(bootstrap: str, group: str, topic: str) -> bool:
     return all(
         done >= end for done, end in _committed_and_ends(bootstrap, group, topic)
     )
+
+
+def every_partition_committed(bootstrap: str, group: str, topic: str) -> bool:
+    """True when the group has committed past offset 0 on every partition."""
+    return all(done > 0 for done, _ in _committed_and_ends(bootstrap, group, topic))
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka_fixture import broker_control
@@ -12,6 +13,7 @@ from live import (
     LiveSetup,
     MonitorProcess,
     committed_total,
+    every_partition_committed,
     expected_records,
     record_key,
     wait_until,
@@ -88,8 +90,24 @@ def test_two_instances_one_killed_same_warnings(
     producer = live.produce(history, rate=3000)
     a = MonitorProcess(live.config("a"), tmp_path / "a.log")
     b = MonitorProcess(live.config("b"), tmp_path / "b.log")
+    group, topic = live.kafka["group_id"], live.kafka["topics"][0]
     try:
-        time.sleep(4)
+        # Kill a only once it owns partitions whose state it has committed, so
+        # that b has to take that state over from the changelog.
+        wait_until(
+            lambda: all(
+                "partitions assigned: partitions=['" in (tmp_path / n).read_text()
+                for n in ("a.log", "b.log")
+            ),
+            60,
+            "both instances owning partitions",
+        )
+        wait_until(
+            lambda: every_partition_committed(live.bootstrap, group, topic),
+            60,
+            "a commit on every partition",
+        )
+        time.sleep(1)  # a commit of a's after the last rebalance
         a.kill()
         producer.wait(60)
         _assert_same_as_replay(live, history, timeout_s=180)
@@ -98,16 +116,36 @@ def test_two_instances_one_killed_same_warnings(
     assert "source=changelog" in (tmp_path / "b.log").read_text()
 
 
+@pytest.mark.parametrize(
+    ("down_s", "kafka"),
+    [
+        # Stop, four seconds down and start take longer than the 2 s after
+        # which a blocked commit or a failed probe reports the broker lost.
+        pytest.param(4, {"broker_lost_after_s": 2}, id="short"),
+        # Longer than the transaction timeout: the coordinator aborts the open
+        # transaction while the monitor waits to commit it.
+        pytest.param(
+            10,
+            {"transaction_timeout_s": 3, "broker_lost_after_s": 2},
+            id="past-transaction-timeout",
+        ),
+    ],
+)
 def test_broker_restart_mid_stream_loses_nothing(
-    live: LiveSetup, tmp_path: Path, kafka_bootstrap: str
+    live: LiveSetup,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    down_s: float,
+    kafka: dict[str, Any],
 ) -> None:
     control = broker_control(kafka_bootstrap)
     history = tmp_path / "long.jsonl"
-    history.write_bytes(b"\n".join(simulate_lines(120, 110, seed=23)) + b"\n")
+    # Large enough that the monitor is still consuming when the broker stops.
+    history.write_bytes(b"\n".join(simulate_lines(300, 110, seed=23)) + b"\n")
     live.produce(history).wait(60)
     total = len(history.read_bytes().splitlines())
     group, topic = live.kafka["group_id"], live.kafka["topics"][0]
-    monitor = MonitorProcess(live.config("a"), tmp_path / "a.log")
+    monitor = MonitorProcess(live.config("a", **kafka), tmp_path / "a.log")
     try:
         wait_until(
             lambda: committed_total(live.bootstrap, group, topic) > 0,
@@ -116,7 +154,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         )
         assert committed_total(live.bootstrap, group, topic) < total, "not mid-stream"
         control.stop()
-        time.sleep(4)
+        time.sleep(down_s)
         control.start()
         _assert_same_as_replay(live, history, timeout_s=180)
     finally:

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from helpers import REPO
-from kafka import TopicPartition
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.producer.sender import Sender
 
 from monitor.app import Monitor, _Task
 from monitor.engine.core import Engine
 from monitor.engine.loader import load_rules
-from monitor.ingest.kafka import KAFKA_ERRORS, translate
+from monitor.ingest.kafka import (
+    KAFKA_ERRORS,
+    discard_producer,
+    end_transaction,
+    translate,
+)
 from monitor.ingest.producer import route
 from monitor.settings import KafkaSettings, Settings, StoreSettings
 
@@ -93,7 +102,7 @@ def test_commit_blocked_past_limit_reports_not_ready(
 ) -> None:
     monitor, _, _ = _monitor(tmp_path)
     monitor.ready = True
-    monitor._commit_started = time.monotonic() - 6
+    monitor._blocked = ("commit", time.monotonic() - 6)
 
     with caplog.at_level(logging.WARNING, logger="monitor.app"):
         monitor.watch_broker()
@@ -108,7 +117,7 @@ def test_commit_blocked_past_limit_reports_not_ready(
 def test_short_commit_keeps_monitor_ready(tmp_path: Path) -> None:
     monitor, _, _ = _monitor(tmp_path)
     monitor.ready = True
-    monitor._commit_started = time.monotonic() - 1
+    monitor._blocked = ("commit", time.monotonic() - 1)
 
     monitor.watch_broker()
 
@@ -133,3 +142,106 @@ def test_idle_probe_answered_brings_monitor_back(tmp_path: Path) -> None:
 
     assert len(asked) == 1
     assert monitor.ready is True
+
+
+def test_idle_probe_hanging_past_limit_reports_broker_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor, _, _ = _monitor(tmp_path)
+    monitor.ready = True
+    monitor.kafka = monitor.kafka.model_copy(update={"broker_lost_after_s": 0.2})
+    watched: list[bool] = []
+
+    class _Consumer:
+        def end_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
+            # kafka-python blocks here while it retries; the watch runs meanwhile.
+            time.sleep(0.3)
+            monitor.watch_broker()
+            watched.append(monitor.ready)
+            return {}
+
+    monitor._consumer = _Consumer()  # type: ignore[assignment]
+    monitor.tasks = {TopicPartition("t", 0): None}  # type: ignore[dict-item]
+    monitor._last_probe = time.monotonic() - 10
+
+    with caplog.at_level(logging.WARNING, logger="monitor.app"):
+        monitor._probe_when_idle()
+
+    assert watched == [False]
+    assert "broker lost: end-offsets probe blocked for" in caplog.text
+    assert monitor.ready is True  # answered in the end: broker back
+
+
+def test_transaction_end_waits_bounded_then_times_out() -> None:
+    class _Result:
+        def wait(self, timeout_ms: float | None = None) -> bool:
+            assert timeout_ms == 2000
+            return False
+
+    class _Manager:
+        def begin_commit(self) -> _Result:
+            return _Result()
+
+    class _Sender:
+        def wakeup(self) -> None:
+            return None
+
+    producer = SimpleNamespace(_transaction_manager=_Manager(), _sender=_Sender())
+
+    with pytest.raises(KafkaTimeoutError, match="commit not done within 2s"):
+        end_transaction(producer, commit=True, timeout_s=2)  # type: ignore[arg-type]
+
+
+def test_kafka_python_keeps_the_transaction_internals_we_use() -> None:
+    """``end_transaction`` repeats two steps of kafka-python's own commit."""
+    source = inspect.getsource(KafkaProducer.commit_transaction)
+
+    assert "self._transaction_manager.begin_commit()" in source
+    assert "self._sender.wakeup()" in source
+    offsets = inspect.getsource(KafkaProducer.send_offsets_to_transaction)
+    assert "self._transaction_manager.send_offsets_to_transaction(" in offsets
+    assert callable(Sender.force_close)
+
+
+def test_discard_producer_stops_the_sender_when_flush_times_out() -> None:
+    stopped: list[str] = []
+
+    class _Sender:
+        def force_close(self) -> None:
+            stopped.append("force_close")
+
+        def join(self, timeout: float) -> None:
+            stopped.append(f"join {timeout}")
+
+    class _Producer:
+        _sender = _Sender()
+
+        def close(self, timeout: float) -> None:
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    discard_producer(_Producer(), timeout_s=1)  # type: ignore[arg-type]
+
+    assert stopped == ["force_close", "join 1"]
+
+
+def test_rollback_without_a_commit_rereads_from_the_beginning(tmp_path: Path) -> None:
+    monitor, _, _ = _monitor(tmp_path)
+    moves: list[tuple[str, TopicPartition, int | None]] = []
+
+    class _Consumer:
+        def committed(self, tp: TopicPartition) -> int | None:
+            return None
+
+        def seek(self, tp: TopicPartition, offset: int) -> None:
+            moves.append(("seek", tp, offset))
+
+        def seek_to_beginning(self, tp: TopicPartition) -> None:
+            moves.append(("beginning", tp, None))
+
+    monitor._consumer = _Consumer()  # type: ignore[assignment]
+    tp = TopicPartition("t", 0)
+
+    monitor.take_partitions([tp], rebuild=True)
+
+    assert moves == [("beginning", tp, None)]
+    assert monitor.tasks[tp].next_offset is None
