@@ -44,8 +44,34 @@ def _setup_logging(verbose: int) -> None:
     )
     # kafka-python narrates every connection at INFO; keep its warnings only.
     logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+    if level > logging.DEBUG:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_KafkaThrottle())
     # APScheduler logs every job run at INFO.
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+
+
+class _KafkaThrottle(logging.Filter):
+    """Let one kafka-python record through per message and ``interval_s``.
+
+    While a broker is away kafka-python logs every failed reconnect at ERROR,
+    many a second; the monitor's own ``broker lost`` line says it once.
+    """
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka"):
+            return True
+        key = (record.name, record.msg)
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.interval_s:
+            return False
+        self._last[key] = record.created
+        return True
 
 
 @contextlib.contextmanager

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import orjson
 import pytest
 from helpers import REPO, daily_usage, event, in_time_order
 
-from monitor.cli import main
+from monitor.cli import _KafkaThrottle, main
 
 
 @pytest.fixture
@@ -198,3 +199,19 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert done.value.code == 0
     assert "usage: churn-monitor" in capsys.readouterr().out
+
+
+def test_kafka_log_storm_is_throttled_per_message() -> None:
+    throttle = _KafkaThrottle(interval_s=60)
+
+    def record(name: str, msg: str, at: float) -> logging.LogRecord:
+        item = logging.LogRecord(name, logging.ERROR, "x", 1, msg, ("a",), None)
+        item.created = at
+        return item
+
+    assert throttle.filter(record("kafka.net", "lost: %s", 0.0))
+    assert not throttle.filter(record("kafka.net", "lost: %s", 5.0))
+    assert throttle.filter(record("kafka.net", "refused: %s", 5.0))
+    assert throttle.filter(record("kafka.net", "lost: %s", 61.0))
+    assert throttle.filter(record("monitor.app", "lost: %s", 5.0))
+    assert throttle.filter(record("monitor.app", "lost: %s", 6.0))
