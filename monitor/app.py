@@ -56,6 +56,9 @@ __all__ = ["Monitor", "PipelineObserver"]
 
 logger = logging.getLogger(__name__)
 
+# Half of kafka-python's default max_request_size, so a full batch always fits.
+_BATCH_BYTES = 512 * 1024
+
 _BACKOFF_MAX_S = 30.0
 # Wall-clock time moves a quiet stream's clock only when the stream is live:
 # a history replayed through Kafka must never be judged against today.
@@ -523,7 +526,11 @@ class Monitor:
             acks="all",
             transaction_timeout_ms=int(self.kafka.transaction_timeout_s * 1000),
             max_block_ms=int(self.kafka.request_timeout_s * 1000),
-            linger_ms=5,
+            # Records are seen only once their transaction commits, and a commit
+            # sends what is waiting at once; until then large batches save the
+            # sender a wake-up (a syscall and a GIL hand-over) every few records.
+            linger_ms=int(self.kafka.commit_interval_s * 1000),
+            batch_size=_BATCH_BYTES,
         )
         try:
             producer.init_transactions()
