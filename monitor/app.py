@@ -134,7 +134,6 @@ class Monitor:
         self._last_commit = time.monotonic()
         self._last_input = time.monotonic()
         self._broker_lost = False
-        # Monotonic start of the commit in progress; the watchdog reads it.
         # A broker request the loop is blocked in (what, since when), for the
         # broker watch: kafka-python retries these quietly while the broker is away.
         self._blocked: tuple[str, float] | None = None
@@ -279,8 +278,8 @@ class Monitor:
 
     def _begin(self) -> None:
         if not self._in_transaction:
-            if self._producer is None:  # dropped by a failed abort
-                self._producer = self._new_producer()
+            self._reconnect_producer()  # dropped by a failed abort
+            assert self._producer is not None
             self._producer.begin_transaction()
             self._in_transaction = True
 
@@ -391,8 +390,6 @@ class Monitor:
         ]
         if not changed and not self._in_transaction:
             return
-        assert self._producer is not None
-        assert self._consumer is not None
         self._blocked = ("commit", time.monotonic())
         try:
             saves = self._commit_transaction(changed)
@@ -492,8 +489,7 @@ class Monitor:
                 end_transaction(self._producer, False, self._transaction_wait_s)
             except kafka_errors.KafkaError as exc:
                 logger.warning("abort failed, closing the producer instead: %s", exc)
-                discard_producer(self._producer)
-                self._producer = None
+                self._drop_producer()
         self._in_transaction = False
 
     def _drop_producer(self) -> None:
@@ -656,23 +652,24 @@ class Monitor:
         until twice that has passed the read is repeated, not given up.
         """
         deadline = time.monotonic() + 2 * self.kafka.transaction_timeout_s + 5
-        timeout_s = self.kafka.restore_timeout_s
-        remote = read_changelog(self.kafka, tp.partition, timeout_s)
-        if remote is None or remote.next_offset != committed:
-            logger.warning(
-                "changelog behind the committed offset, waiting for open "
-                "transactions to end: partition=%s committed=%s changelog=%s",
-                key,
-                committed,
-                None if remote is None else remote.next_offset,
+        waited = False
+        while True:
+            remote = read_changelog(
+                self.kafka, tp.partition, self.kafka.restore_timeout_s
             )
-        while (remote is None or remote.next_offset != committed) and (
-            time.monotonic() < deadline and self._running
-        ):
+            caught_up = remote is not None and remote.next_offset == committed
+            if caught_up or time.monotonic() >= deadline or not self._running:
+                return remote
+            if not waited:
+                logger.warning(
+                    "changelog behind the committed offset, waiting for open "
+                    "transactions to end: partition=%s committed=%s changelog=%s",
+                    key,
+                    committed,
+                    None if remote is None else remote.next_offset,
+                )
+                waited = True
             time.sleep(1)
-            remote = read_changelog(self.kafka, tp.partition, timeout_s)
-
-        return remote
 
     def _report_lag(self) -> None:
         if self.observer is None or self._consumer is None:

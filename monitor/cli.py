@@ -98,8 +98,9 @@ class _LazyRejects:
 
     def __call__(self, rejected: Rejected) -> None:
         if self._writer is None:
+            # The file stays open across calls; close() closes it.
             self._stream = (
-                sys.stdout.buffer if self.path == "-" else open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                sys.stdout.buffer if self.path == "-" else open(self.path, "wb")  # noqa: SIM115
             )
             self._writer = RejectsWriter(self._stream)
         self._writer(rejected, {"line": self.line})

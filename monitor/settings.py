@@ -65,8 +65,8 @@ class KafkaSettings(_Section):
     poll_timeout_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     max_poll_records: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     idle_advance_s: Annotated[float, Field(ge=0)] = 300.0
-    # A commit blocked this long, or this long without input, marks the broker
-    # lost (not ready) until a commit succeeds again.
+    # A commit, or an end-offsets probe sent after this long without input,
+    # blocked this long marks the broker lost (not ready) until one succeeds.
     broker_lost_after_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     # Security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
