@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from monitor.decode.events import (
+from monitor.decode.records import (
     FEEDBACK_CHANNELS,
     SCORE_RANGES,
     SUBSCRIPTION_STATUSES,

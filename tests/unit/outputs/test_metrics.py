@@ -18,6 +18,7 @@ from monitor.engine.core import Engine
 from monitor.engine.lifecycle import ChurnWarning
 from monitor.engine.loader import RuleSet
 from monitor.errors import SettingsError
+from monitor.outputs import churn_collector
 from monitor.outputs.metrics import MetricsExporter, pseudonymise
 
 KEY = "a-secret-of-sufficient-length"
@@ -304,16 +305,16 @@ def test_scrape_retries_when_engine_changes_underneath(
 ) -> None:
     """Without a lock, a read that meets a change in size is simply taken again."""
     engine.book.restore(make_warning())
-    real = engine.book.all_open
+    real = churn_collector._read_engines
     calls = []
 
-    def changing() -> list[Any]:
+    def changing(engines: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("dictionary changed size during iteration")
-        return real()
+        return real(engines)
 
-    monkeypatch.setattr(engine.book, "all_open", changing)
+    monkeypatch.setattr(churn_collector, "_read_engines", changing)
     make_exporter(engine)
 
     assert registry.get_sample_value("churn_customers_at_risk") == 1
