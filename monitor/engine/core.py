@@ -28,7 +28,7 @@ from monitor.decode.records import (
     UsageEvent,
 )
 from monitor.engine.accounting import ACTIVE_STATUSES, ChurnLedger, FeedbackStats
-from monitor.engine.detectors import DETECTORS, Context, Release, quiet_below_age
+from monitor.engine.detectors import Context, Release, detect, quiet_below_age
 from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
 from monitor.engine.loader import RuleSet
 from monitor.engine.schema import IgnoredFeatureRule, Rule
@@ -92,12 +92,7 @@ class Engine:
         self.on_reject = on_reject
         self.on_tick: list[Callable[[int], None]] = []
         self._applied: dict[type, int] = {}
-        self._appliers: dict[type, Callable[[Any, int], None]] = {
-            UsageEvent: self._apply_usage,
-            FeedbackEvent: self._apply_feedback,
-            SubscriptionEvent: self._apply_subscription,
-            ReleaseEvent: self._apply_release,
-        }
+        self._max_event_bytes = self.settings.max_event_bytes
 
         lateness_days = int(self.settings.allowed_lateness_s // SECONDS_PER_DAY) + 2
         self._capacity = rules.history_days + lateness_days
@@ -110,8 +105,7 @@ class Engine:
         self._touched: dict[str, int] = {}
         # Customers changed since the last checkpoint took them.
         self.dirty: set[str] = set()
-        self._detectors = [DETECTORS[rule.kind] for rule in rules.rules]
-        self._masks: dict[int, list[tuple[Rule, Any, int]]] = {}
+        self._masks: dict[int, list[tuple[Rule, int]]] = {}
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
         # Leave out rules whose detectors cannot fire for a customer today; off,
         # every due rule runs (tests compare the two).
@@ -157,7 +151,7 @@ class Engine:
 
     def process(self, raw: bytes) -> Event | Rejected:
         """Decode and apply one raw event; bad input is counted and returned."""
-        item = decode(raw, self.settings.max_event_bytes)
+        item = decode(raw, self._max_event_bytes)
         self.stats.read += 1
         if isinstance(item, Rejected):
             self._reject(item)
@@ -281,12 +275,20 @@ class Engine:
         return state
 
     def _apply(self, event: Event, day: int) -> None:
-        if not isinstance(event, ReleaseEvent):
-            self.dirty.add(event.customer_id)
         kind = type(event)
         counts = self._applied
         counts[kind] = counts.get(kind, 0) + 1
-        self._appliers[kind](event, day)
+        if isinstance(event, UsageEvent):
+            self.dirty.add(event.customer_id)
+            self._apply_usage(event, day)
+        elif isinstance(event, FeedbackEvent):
+            self.dirty.add(event.customer_id)
+            self._apply_feedback(event, day)
+        elif isinstance(event, SubscriptionEvent):
+            self.dirty.add(event.customer_id)
+            self._apply_subscription(event, day)
+        else:
+            self._apply_release(event, day)
 
     def _apply_usage(self, event: UsageEvent, day: int) -> None:
         customer_id = event.customer_id
@@ -404,7 +406,7 @@ class Engine:
         warning = self.book.get(customer_id, rule.name)
         if warning is not None and at < warning.opened_at:
             return None
-        finding: Finding = DETECTORS[rule.kind](rule, state, ctx, warning)
+        finding = detect(rule, state, ctx, warning)
         if finding.fire is None or (finding.fire is False and warning is None):
             return finding.recheck_day
         return self._settle(rule, customer_id, warning, finding, at)
@@ -465,42 +467,47 @@ class Engine:
     def _judge_due(self, day: int, due: dict[str, int]) -> None:
         """Run the due rules of each customer, in customer order, and reschedule.
 
-        The engine's hot loop, so names are bound locally and a recheck is
-        written straight into the table instead of through ``_schedule``; every
-        customer here is already in ``dirty``.
+        The engine's hot loop, written for the compiler: typed locals and direct
+        calls (a method bound to a local would be called through Python). A
+        recheck is written straight into the table instead of through
+        ``_schedule``; every customer here is already in ``dirty``.
         """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        customers, open_get, table = (
-            self.customers,
-            self.book.by_customer.get,
-            self._due,
-        )
-        masks, settle, quiet_bits = self._masks, self._settle, self._quiet_bits
+        customers = self.customers
+        open_by = self.book.by_customer
+        table = self._due
+        masks = self._masks
         skip = self.skip_quiet
         idle = self._idle_bits() if skip else 0
         gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         settled = min((oldest for oldest, _ in gates), default=day)
-        for customer_id, mask in sorted(due.items()):
+        for customer_id in sorted(due):
+            mask = due[customer_id]
             state = customers[customer_id]
             if state.status == "cancelled":
                 continue
-            open_now = open_get(customer_id)
+            open_now = open_by.get(customer_id)
             if open_now or state.first_day > settled:
-                mask &= ~quiet_bits(state.first_day, open_now, idle, gates)
+                mask &= ~self._quiet_bits(state.first_day, open_now, idle, gates)
             else:
                 mask &= ~idle
-            for rule, detect, bit in masks.get(mask) or self._selected(mask):
+            selected = masks.get(mask)
+            if selected is None:
+                selected = self._selected(mask)
+            for rule, bit in selected:
                 warning = open_now.get(rule.name) if open_now else None
                 finding = detect(rule, state, ctx, warning)
                 fire = finding.fire
                 if fire or (fire is False and warning is not None):
-                    recheck = settle(rule, customer_id, warning, finding, at)
+                    recheck = self._settle(rule, customer_id, warning, finding, at)
                 else:
                     recheck = finding.recheck_day
                 if recheck is not None and recheck > day:
-                    entry = table.setdefault(recheck, {})
+                    entry = table.get(recheck)
+                    if entry is None:
+                        entry = table[recheck] = {}
                     entry[customer_id] = entry.get(customer_id, 0) | bit
 
     def _idle_bits(self) -> int:
@@ -534,12 +541,12 @@ class Engine:
                 quiet &= ~self._rule_bits.get(name, 0)
         return quiet
 
-    def _selected(self, mask: int) -> list[tuple[Rule, Any, int]]:
-        """Return the rules, detectors and bits named by a mask, cached per mask."""
+    def _selected(self, mask: int) -> list[tuple[Rule, int]]:
+        """Return the rules and bits named by a mask, cached per mask."""
         selected = self._masks.get(mask)
         if selected is None:
             selected = self._masks[mask] = [
-                (rule, self._detectors[i], 1 << i)
+                (rule, 1 << i)
                 for i, rule in enumerate(self.rules.rules)
                 if mask >> i & 1
             ]

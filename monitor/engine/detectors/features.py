@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from monitor.engine.detectors.common import (
     DAY_MASK,
     Context,
@@ -58,13 +56,16 @@ def _abandoned(
         if used < min_use_days:
             continue
         first, last = packed & DAY_MASK, (packed >> 20) & DAY_MASK
-        usual_gap = (last - first) / (used - 1)
-        limit = math.ceil(max(factor * usual_gap, after_days))
+        # ceil(max(factor x usual gap, after_days)) without generic calls.
+        wait = factor * ((last - first) / (used - 1))
+        limit = int(wait) if wait > after_days else after_days
+        if limit < wait:
+            limit += 1
         silent = day - last
         if limit <= silent <= max_age_days:
             abandoned.append(feature)
-        elif silent < limit:
-            recheck = min(recheck or last + limit, last + limit)
+        elif silent < limit and (recheck is None or last + limit < recheck):
+            recheck = last + limit
     return abandoned, recheck
 
 
