@@ -12,7 +12,8 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# Every module an event goes through between the raw bytes and a warning.
+# Every module an event goes through between the raw bytes and a warning, and
+# the checkpoint that writes each changed customer.
 COMPILED = [
     "monitor/decode/decoder.py",
     "monitor/decode/records.py",
@@ -21,6 +22,7 @@ COMPILED = [
     "monitor/engine/accounting.py",
     "monitor/engine/core.py",
     "monitor/engine/lifecycle.py",
+    "monitor/engine/snapshot.py",
     "monitor/engine/detectors/__init__.py",
     "monitor/engine/detectors/billing.py",
     "monitor/engine/detectors/common.py",

@@ -65,7 +65,8 @@ def dump_customers(engine: Engine, customer_ids: list[str]) -> dict[str, bytes |
     for day, entries in sorted(engine._due.items()):
         for customer_id in wanted.intersection(entries):
             due.setdefault(customer_id, []).append((day, entries[customer_id]))
-    return {cid: _dump(engine, cid, due.get(cid, [])) for cid in customer_ids}
+    names = [rule.name for rule in engine.rules.rules]
+    return {cid: _dump(engine, cid, due.get(cid, []), names) for cid in customer_ids}
 
 
 def dump_customer(engine: Engine, customer_id: str) -> bytes | None:
@@ -74,7 +75,7 @@ def dump_customer(engine: Engine, customer_id: str) -> bytes | None:
 
 
 def _dump(
-    engine: Engine, customer_id: str, masks: list[tuple[int, int]]
+    engine: Engine, customer_id: str, masks: list[tuple[int, int]], names: list[str]
 ) -> bytes | None:
     state = engine.customers.get(customer_id)
     if state is None:
@@ -83,7 +84,6 @@ def _dump(
         (w.id, w.rule, w.kind, w.severity, w.weight, w.action, w.opened_at, w.evidence)
         for w in engine.book.open_for(customer_id).values()
     ]
-    names = [rule.name for rule in engine.rules.rules]
     due = [
         (day, [n for i, n in enumerate(names) if mask >> i & 1])
         for day, mask in masks
