@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from kafka import (
     ConsumerRebalanceListener,
+    KafkaAdminClient,
     KafkaConsumer,
     KafkaProducer,
     TopicPartition,
@@ -37,9 +38,8 @@ from monitor.engine.snapshot import dump_customers, dump_engine, restore
 from monitor.errors import MonitorError, SourceError
 from monitor.ingest.deadletter import dead_letter
 from monitor.ingest.kafka import (
-    ENGINE_KEY,
-    OFFSET_HEADER,
     client_config,
+    delete_changelog_before,
     discard_producer,
     end_transaction,
     ensure_topics,
@@ -49,6 +49,14 @@ from monitor.ingest.kafka import (
 )
 from monitor.outputs.publisher import warning_message
 from monitor.settings import Settings
+from monitor.state.changelog import (
+    DELTA_KEY,
+    ENGINE_KEY,
+    FIRST_PART_HEADER,
+    OFFSET_HEADER,
+    SNAPSHOT_KEY,
+    pack,
+)
 from monitor.state.customer import SECONDS_PER_DAY
 from monitor.state.store import Checkpoint, StateStore
 
@@ -90,6 +98,11 @@ class _Task:
     warnings: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(
         default_factory=list
     )
+    # Changelog bytes written since the last snapshot, and that snapshot's size.
+    delta_bytes: int = 0
+    snapshot_bytes: int = 0
+    # The first record of a snapshot sent in the open transaction.
+    snapshot_start: Any = None
 
     @property
     def key(self) -> str:
@@ -141,6 +154,7 @@ class Monitor:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._releases_consumer: KafkaConsumer | None = None
+        self._admin: KafkaAdminClient | None = None
         self.instance_id = self.kafka.instance_id or _default_instance_id(settings)
 
     # 1. Lifecycle
@@ -212,7 +226,8 @@ class Monitor:
             logger.exception(
                 "final commit failed; the next owner resumes from the last one"
             )
-        for client in (self._consumer, self._releases_consumer, self._producer):
+        clients = (self._consumer, self._releases_consumer, self._producer, self._admin)
+        for client in clients:
             if client is not None:
                 try:
                     client.close()
@@ -400,6 +415,9 @@ class Monitor:
             task.engine.dirty.clear()
             task.committed_offset = task.next_offset
         self._broker_back()
+        for task, _, _ in saves:
+            if task.snapshot_start is not None:
+                self._forget_before_snapshot(task)
         if self.observer is not None:
             self.observer.mark_checkpoint(time.time())
 
@@ -448,25 +466,74 @@ class Monitor:
         self._set_ready(False, f"broker lost: {what} blocked for {blocked_s:.0f}s")
 
     def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
-        assert self._producer is not None
-        engine, partition = task.engine, task.tp.partition
+        """Send the changed customers (or a snapshot of all) and the engine blob."""
+        engine = task.engine
         blobs = dump_customers(engine, sorted(engine.dirty))
-        for customer_id, blob in blobs.items():
-            self._producer.send(
-                self.kafka.changelog_topic,
-                value=blob,
-                key=customer_id.encode(),
-                partition=partition,
-            )
+        written = sum(len(b) for b in blobs.values() if b is not None)
+        task.delta_bytes += written
+        # Once the deltas outweigh the last snapshot, a restore would read more
+        # deltas than state: write a new snapshot (at most about twice the state).
+        minimum = self.kafka.changelog_snapshot_min_bytes
+        if task.delta_bytes >= max(minimum, task.snapshot_bytes):
+            everyone = dump_customers(engine, sorted(engine.customers))
+            values = list(pack(everyone))
+            for i, value in enumerate(values):
+                future = self._send_state(task, SNAPSHOT_KEY, value, first=i == 0)
+                if i == 0:
+                    task.snapshot_start = future
+            task.snapshot_bytes = sum(len(v) for v in values)
+            task.delta_bytes = 0
+        else:
+            for value in pack(blobs):
+                self._send_state(task, DELTA_KEY, value)
         engine_blob = dump_engine(engine)
+        assert self._producer is not None
         self._producer.send(
             self.kafka.changelog_topic,
             value=engine_blob,
             key=ENGINE_KEY,
-            partition=partition,
+            partition=task.tp.partition,
             headers=[(OFFSET_HEADER, str(task.next_offset or 0).encode())],
         )
         return blobs, engine_blob
+
+    def _send_state(
+        self, task: _Task, key: bytes, value: bytes, first: bool = False
+    ) -> Any:
+        assert self._producer is not None
+        return self._producer.send(
+            self.kafka.changelog_topic,
+            value=value,
+            key=key,
+            partition=task.tp.partition,
+            headers=[(FIRST_PART_HEADER, b"1")] if first else [],
+        )
+
+    def _forget_before_snapshot(self, task: _Task) -> None:
+        """Delete the changelog records a committed snapshot has replaced.
+
+        Best effort: records left behind only make a restore read more, and the
+        next snapshot deletes them.
+        """
+        future, task.snapshot_start = task.snapshot_start, None
+        try:
+            offset = future.get(timeout=self.kafka.request_timeout_s).offset
+            if self._admin is None:
+                self._admin = KafkaAdminClient(**client_config(self.kafka))
+            delete_changelog_before(self._admin, self.kafka, task.tp.partition, offset)
+        except (MonitorError, kafka_errors.KafkaError) as exc:
+            logger.warning(
+                "changelog records before a snapshot not deleted: partition=%s: %s",
+                task.key,
+                exc,
+            )
+            return
+        logger.info(
+            "changelog snapshot written: partition=%s offset=%d bytes=%d",
+            task.key,
+            offset,
+            task.snapshot_bytes,
+        )
 
     def _recover(self, exc: Exception) -> None:
         """Roll every task back to its last commit and retry until Kafka answers."""

@@ -54,6 +54,10 @@ class KafkaSettings(_Section):
     warnings_topic: str = "churn.warnings"
     dead_letter_topic: str = "churn.events.dlq"
     changelog_topic: str = "churn.state-changelog"
+    # A task writes a snapshot of all its customers to the changelog once the
+    # deltas since its last one outweigh it and this much, then deletes the
+    # records before it.
+    changelog_snapshot_min_bytes: Annotated[int, Field(ge=1)] = 8 * 1024 * 1024
     partitions: Annotated[int, Field(ge=1, le=1024)] = 4
     replication_factor: Annotated[int, Field(ge=1, le=7)] = 1
     instance_id: str | None = None

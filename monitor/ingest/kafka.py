@@ -15,12 +15,13 @@ from kafka import errors as kafka_errors
 
 from monitor.errors import BrokerUnavailableError, MonitorError, SourceError
 from monitor.settings import KafkaSettings
+from monitor.state.changelog import ChangelogReader
 from monitor.state.store import Checkpoint
 
 __all__ = [
-    "ENGINE_KEY",
     "KAFKA_ERRORS",
     "client_config",
+    "delete_changelog_before",
     "discard_producer",
     "end_transaction",
     "ensure_topics",
@@ -30,10 +31,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# The changelog record holding a task's engine-wide blob; customer ids are keys too.
-ENGINE_KEY = b"\x00engine"
-OFFSET_HEADER = "churn-next-offset"
 
 # Every kafka-python error class the monitor catches, and what it becomes.
 KAFKA_ERRORS: dict[type[Exception], type[MonitorError]] = {
@@ -152,9 +149,14 @@ def ensure_topics(settings: KafkaSettings) -> None:
     }
     wanted[settings.warnings_topic] = {"num_partitions": settings.partitions}
     wanted[settings.dead_letter_topic] = {"num_partitions": settings.partitions}
+    # Kept until the monitor deletes what a newer snapshot replaces.
     wanted[settings.changelog_topic] = {
         "num_partitions": settings.partitions,
-        "configs": {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        "configs": {
+            "cleanup.policy": "delete",
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+        },
     }
     wanted[settings.releases_topic] = {"num_partitions": 1}
     try:
@@ -180,11 +182,14 @@ def read_changelog(
     """Rebuild a task's checkpoint from its changelog partition (committed only)."""
     tp = TopicPartition(settings.changelog_topic, partition)
     try:
+        # A snapshot may delete the records being read; from the earliest left,
+        # the snapshot resets what was read before it.
         consumer = KafkaConsumer(
             **client_config(settings),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            auto_offset_reset="earliest",
         )
         try:
             return _read_to_end(consumer, tp, timeout_s)
@@ -200,9 +205,7 @@ def _read_to_end(
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
     end = consumer.end_offsets([tp])[tp]
-    customers: dict[str, bytes] = {}
-    engine: bytes | None = None
-    next_offset = -1
+    reader = ChangelogReader()
     deadline = time.monotonic() + timeout_s
     # With read_committed, the position stops at the last stable offset: an open
     # transaction of a dead producer holds it until the broker aborts it.
@@ -212,14 +215,17 @@ def _read_to_end(
                 f"changelog {tp.topic}[{tp.partition}] not read within {timeout_s}s"
             )
         for record in consumer.poll(timeout_ms=500).get(tp, ()):
-            if record.key == ENGINE_KEY:
-                engine = record.value
-                headers = dict(record.headers or ())
-                next_offset = int(headers[OFFSET_HEADER])
-            elif record.value is None:
-                customers.pop(record.key.decode(), None)
-            else:
-                customers[record.key.decode()] = record.value
-    if engine is None:
-        return None
-    return Checkpoint(next_offset, engine, customers)
+            reader.add(record.key, record.value, record.headers)
+    return reader.checkpoint()
+
+
+def delete_changelog_before(
+    admin: KafkaAdminClient, settings: KafkaSettings, partition: int, offset: int
+) -> None:
+    """Delete a changelog partition's records older than ``offset`` (a snapshot's)."""
+    try:
+        admin.delete_records(
+            {TopicPartition(settings.changelog_topic, partition): offset}
+        )
+    except kafka_errors.KafkaError as exc:
+        raise translate(exc, settings.bootstrap_servers) from exc

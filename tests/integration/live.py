@@ -199,6 +199,16 @@ def every_partition_committed(bootstrap: str, group: str, topic: str) -> bool:
     return all(done > 0 for done, _ in _committed_and_ends(bootstrap, group, topic))
 
 
+def changelog_starts(bootstrap: str, topic: str) -> list[int]:
+    """Return the first offset kept in each partition of a topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return list(consumer.beginning_offsets(parts).values())
+    finally:
+        consumer.close()
+
+
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum of the group's committed offsets over a topic's partitions."""
     return sum(done for done, _ in _committed_and_ends(bootstrap, group, topic))

@@ -12,6 +12,7 @@ from kafka_fixture import broker_control
 from live import (
     LiveSetup,
     MonitorProcess,
+    changelog_starts,
     committed_total,
     every_partition_committed,
     expected_records,
@@ -88,8 +89,11 @@ def test_two_instances_one_killed_same_warnings(
     live: LiveSetup, history: Path, tmp_path: Path
 ) -> None:
     producer = live.produce(history, rate=3000)
-    a = MonitorProcess(live.config("a"), tmp_path / "a.log")
-    b = MonitorProcess(live.config("b"), tmp_path / "b.log")
+    # Small snapshots: b restores from snapshots, deltas after them, and
+    # partitions whose records before a snapshot are deleted.
+    snapshots = {"changelog_snapshot_min_bytes": 16_384}
+    a = MonitorProcess(live.config("a", **snapshots), tmp_path / "a.log")
+    b = MonitorProcess(live.config("b", **snapshots), tmp_path / "b.log")
     group, topic = live.kafka["group_id"], live.kafka["topics"][0]
     try:
         # Kill a only once it owns partitions whose state it has committed, so
@@ -114,6 +118,8 @@ def test_two_instances_one_killed_same_warnings(
     finally:
         b.stop()
     assert "source=changelog" in (tmp_path / "b.log").read_text()
+    assert "changelog snapshot written" in (tmp_path / "a.log").read_text()
+    assert any(changelog_starts(live.bootstrap, live.kafka["changelog_topic"]))
 
 
 @pytest.mark.parametrize(
