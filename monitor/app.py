@@ -410,8 +410,10 @@ class Monitor:
             saves = self._commit_transaction(changed)
         finally:
             self._blocked = None
-        for task, blobs, engine_blob in saves:
-            self.store.save(task.key, task.next_offset or 0, engine_blob, blobs)
+        for task, parts, engine_blob in saves:
+            snapshot = task.snapshot_start is not None
+            offset = task.next_offset or 0
+            self.store.save(task.key, offset, engine_blob, parts, snapshot)
             task.engine.dirty.clear()
             task.committed_offset = task.next_offset
         self._broker_back()
@@ -423,15 +425,15 @@ class Monitor:
 
     def _commit_transaction(
         self, changed: list[_Task]
-    ) -> list[tuple[_Task, dict[str, bytes | None], bytes]]:
+    ) -> list[tuple[_Task, list[bytes], bytes]]:
         """Send the changelog and offsets and commit; blocks while Kafka retries."""
         assert self._producer is not None
         assert self._consumer is not None
         self._begin()
         saves, offsets = [], {}
         for task in changed:
-            blobs, engine_blob = self._send_changelog(task)
-            saves.append((task, blobs, engine_blob))
+            parts, engine_blob = self._send_changelog(task)
+            saves.append((task, parts, engine_blob))
             if task.next_offset is not None:
                 offsets[task.tp] = OffsetAndMetadata(task.next_offset, "", -1)
         if offsets:
@@ -465,26 +467,29 @@ class Monitor:
         )
         self._set_ready(False, f"broker lost: {what} blocked for {blocked_s:.0f}s")
 
-    def _send_changelog(self, task: _Task) -> tuple[dict[str, bytes | None], bytes]:
-        """Send the changed customers (or a snapshot of all) and the engine blob."""
+    def _send_changelog(self, task: _Task) -> tuple[list[bytes], bytes]:
+        """Send the changed customers (or a snapshot of all) and the engine blob.
+
+        Returns the records sent, for the local store, and the engine blob.
+        """
         engine = task.engine
         blobs = dump_customers(engine, sorted(engine.dirty))
-        written = sum(len(b) for b in blobs.values() if b is not None)
-        task.delta_bytes += written
+        task.delta_bytes += sum(len(b) for b in blobs.values() if b is not None)
         # Once the deltas outweigh the last snapshot, a restore would read more
         # deltas than state: write a new snapshot (at most about twice the state).
         minimum = self.kafka.changelog_snapshot_min_bytes
         if task.delta_bytes >= max(minimum, task.snapshot_bytes):
             everyone = dump_customers(engine, sorted(engine.customers))
-            values = list(pack(everyone))
-            for i, value in enumerate(values):
+            parts = list(pack(everyone, at_least_one=True))
+            for i, value in enumerate(parts):
                 future = self._send_state(task, SNAPSHOT_KEY, value, first=i == 0)
                 if i == 0:
                     task.snapshot_start = future
-            task.snapshot_bytes = sum(len(v) for v in values)
+            task.snapshot_bytes = sum(len(v) for v in parts)
             task.delta_bytes = 0
         else:
-            for value in pack(blobs):
+            parts = list(pack(blobs))
+            for value in parts:
                 self._send_state(task, DELTA_KEY, value)
         engine_blob = dump_engine(engine)
         assert self._producer is not None
@@ -495,7 +500,7 @@ class Monitor:
             partition=task.tp.partition,
             headers=[(OFFSET_HEADER, str(task.next_offset or 0).encode())],
         )
-        return blobs, engine_blob
+        return parts, engine_blob
 
     def _send_state(
         self, task: _Task, key: bytes, value: bytes, first: bool = False

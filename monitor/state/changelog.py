@@ -15,10 +15,9 @@ monitor's time; one per few hundred customers costs next to nothing.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
-
-from monitor.state.store import Checkpoint
 
 __all__ = [
     "DELTA_KEY",
@@ -27,6 +26,8 @@ __all__ = [
     "OFFSET_HEADER",
     "SNAPSHOT_KEY",
     "ChangelogReader",
+    "Checkpoint",
+    "merge",
     "pack",
 ]
 
@@ -41,10 +42,20 @@ FORMAT = 2
 PART_BYTES = 384 * 1024
 
 
-def pack(blobs: dict[str, bytes | None]) -> Iterator[bytes]:
+@dataclass(slots=True)
+class Checkpoint:
+    """A task's state as of ``next_offset``: the first input offset not in it."""
+
+    next_offset: int
+    engine: bytes
+    customers: dict[str, bytes]
+
+
+def pack(blobs: dict[str, bytes | None], at_least_one: bool = False) -> Iterator[bytes]:
     """Yield record values holding the blobs, each under ``PART_BYTES`` or one blob.
 
-    A blob of None says the customer is gone.
+    A blob of None says the customer is gone. A snapshot asks for ``at_least_one``
+    record: even with no customer left, its first record resets the reader.
     """
     part: dict[str, bytes | None] = {}
     size = 0
@@ -55,7 +66,7 @@ def pack(blobs: dict[str, bytes | None]) -> Iterator[bytes]:
             part, size = {}, 0
         part[customer_id] = blob
         size += weight
-    if part:
+    if part or (at_least_one and not blobs):
         yield marshal.dumps((FORMAT, part))
 
 
@@ -65,6 +76,22 @@ def _unpack(value: bytes) -> dict[str, bytes | None]:
         raise ValueError(f"changelog record format {version}, expected {FORMAT}")
     blobs: dict[str, bytes | None] = part
     return blobs
+
+
+def merge(parts: Iterable[bytes]) -> dict[str, bytes]:
+    """Return the customers that records packed by ``pack`` add up to, in order."""
+    customers: dict[str, bytes] = {}
+    _merge_into(customers, parts)
+    return customers
+
+
+def _merge_into(customers: dict[str, bytes], parts: Iterable[bytes]) -> None:
+    for value in parts:
+        for customer_id, blob in _unpack(value).items():
+            if blob is None:
+                customers.pop(customer_id, None)
+            else:
+                customers[customer_id] = blob
 
 
 class ChangelogReader:
@@ -85,13 +112,8 @@ class ChangelogReader:
             self.customers = {}
         elif key != DELTA_KEY and key != SNAPSHOT_KEY:
             raise ValueError(f"changelog record with unknown key {key!r}")
-        if value is None:
-            return
-        for customer_id, blob in _unpack(value).items():
-            if blob is None:
-                self.customers.pop(customer_id, None)
-            else:
-                self.customers[customer_id] = blob
+        if value is not None:
+            _merge_into(self.customers, (value,))
 
     def checkpoint(self) -> Checkpoint | None:
         """Return what the records read so far add up to, or None without any."""

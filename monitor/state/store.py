@@ -1,45 +1,42 @@
 """The embedded checkpoint store: SQLite, one file per instance, no server.
 
-Holds, per task (input topic and partition), the blobs of its customers and of its
-engine with the input offset they reflect, written in one transaction. Knows
-nothing of what the blobs mean.
+A local copy of each task's changelog: per task (input topic and partition), the
+records of changed customers as written to Kafka (``changelog.pack``) since the
+last snapshot, and the engine blob with the input offset they reflect, each
+commit in one transaction. A few rows per commit, however many customers changed.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import StateStoreError
+from monitor.state.changelog import Checkpoint, merge, pack
 
 __all__ = ["Checkpoint", "StateStore"]
 
 logger = logging.getLogger(__name__)
 
+_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
+DROP TABLE IF EXISTS customers;
+DROP TABLE IF EXISTS tasks;
+DROP TABLE IF EXISTS parts;
+CREATE TABLE tasks (
     task TEXT PRIMARY KEY,
     next_offset INTEGER NOT NULL,
     engine BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS customers (
+CREATE TABLE parts (
+    id INTEGER PRIMARY KEY,
     task TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    blob BLOB NOT NULL,
-    PRIMARY KEY (task, customer_id)
+    blob BLOB NOT NULL
 );
+CREATE INDEX parts_by_task ON parts (task, id);
+PRAGMA user_version = 2;
 """
-
-
-@dataclass(slots=True)
-class Checkpoint:
-    """A task's state as of ``next_offset``: the first input offset not in it."""
-
-    next_offset: int
-    engine: bytes
-    customers: dict[str, bytes]
 
 
 class StateStore:
@@ -58,7 +55,17 @@ class StateStore:
             # NORMAL survives a killed process; only power loss may lose the
             # last commit, which Kafka's changelog then restores.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version != _VERSION:
+                # A new file, or one of an older layout: state comes back from
+                # the changelog.
+                self._db.executescript(_SCHEMA)
+                if version:
+                    logger.warning(
+                        "state store of an older layout emptied: path=%s version=%d",
+                        path,
+                        version,
+                    )
         except (OSError, sqlite3.Error) as exc:
             raise StateStoreError(f"{path}: cannot open state store: {exc}") from exc
 
@@ -70,32 +77,29 @@ class StateStore:
             ).fetchone()
             if row is None:
                 return None
-            customers = dict(
-                self._db.execute(
-                    "SELECT customer_id, blob FROM customers WHERE task = ?", (task,)
-                ).fetchall()
-            )
+            parts = self._db.execute(
+                "SELECT blob FROM parts WHERE task = ? ORDER BY id", (task,)
+            ).fetchall()
         except sqlite3.Error as exc:
             raise StateStoreError(f"{self.path}: cannot load {task}: {exc}") from exc
-        return Checkpoint(int(row[0]), bytes(row[1]), customers)
+        return Checkpoint(int(row[0]), bytes(row[1]), merge([p[0] for p in parts]))
 
     def save(
         self,
         task: str,
         next_offset: int,
         engine: bytes,
-        customers: dict[str, bytes | None],
+        parts: list[bytes],
+        snapshot: bool = False,
     ) -> None:
-        """Write changed customers (None deletes) and the engine, atomically."""
+        """Append a commit's records (a snapshot replaces all before), atomically."""
         try:
             with self._transaction():
+                if snapshot:
+                    self._db.execute("DELETE FROM parts WHERE task = ?", (task,))
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
-                    [(task, c, b) for c, b in customers.items() if b is not None],
-                )
-                self._db.executemany(
-                    "DELETE FROM customers WHERE task = ? AND customer_id = ?",
-                    [(task, c) for c, b in customers.items() if b is None],
+                    "INSERT INTO parts (task, blob) VALUES (?, ?)",
+                    [(task, part) for part in parts],
                 )
                 self._db.execute(
                     "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
@@ -106,19 +110,8 @@ class StateStore:
 
     def replace(self, task: str, checkpoint: Checkpoint) -> None:
         """Overwrite a task with a checkpoint restored from elsewhere."""
-        try:
-            with self._transaction():
-                self._db.execute("DELETE FROM customers WHERE task = ?", (task,))
-                self._db.executemany(
-                    "INSERT INTO customers VALUES (?, ?, ?)",
-                    [(task, c, b) for c, b in checkpoint.customers.items()],
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
-                    (task, checkpoint.next_offset, checkpoint.engine),
-                )
-        except sqlite3.Error as exc:
-            raise StateStoreError(f"{self.path}: cannot replace {task}: {exc}") from exc
+        parts = list(pack(dict(checkpoint.customers), at_least_one=True))
+        self.save(task, checkpoint.next_offset, checkpoint.engine, parts, True)
 
     def tasks(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT task FROM tasks ORDER BY task")]
