@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.errors import SourceError
+
 __all__ = [
     "DELTA_KEY",
     "ENGINE_KEY",
@@ -73,7 +75,7 @@ def pack(blobs: dict[str, bytes | None], at_least_one: bool = False) -> Iterator
 def _unpack(value: bytes) -> dict[str, bytes | None]:
     version, part = marshal.loads(value)
     if version != FORMAT:
-        raise ValueError(f"changelog record format {version}, expected {FORMAT}")
+        raise SourceError(f"changelog record of format {version}, expected {FORMAT}")
     blobs: dict[str, bytes | None] = part
     return blobs
 
@@ -111,7 +113,11 @@ class ChangelogReader:
         if key == SNAPSHOT_KEY and FIRST_PART_HEADER in dict(headers or ()):
             self.customers = {}
         elif key != DELTA_KEY and key != SNAPSHOT_KEY:
-            raise ValueError(f"changelog record with unknown key {key!r}")
+            shown = (key or b"")[:40]
+            raise SourceError(
+                f"changelog record keyed {shown!r} is not of format {FORMAT}; "
+                "a changelog topic of an older version must be deleted first"
+            )
         if value is not None:
             _merge_into(self.customers, (value,))
 

@@ -6,6 +6,7 @@ import marshal
 
 import pytest
 
+from monitor.errors import SourceError
 from monitor.state.changelog import (
     DELTA_KEY,
     ENGINE_KEY,
@@ -87,7 +88,7 @@ def test_nothing_read_is_no_checkpoint() -> None:
 
 def test_unknown_keys_and_formats_are_refused() -> None:
     reader = ChangelogReader()
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(SourceError, match="older version must be deleted"):
         reader.add(b"customer-1", b"blob", [])
-    with pytest.raises(ValueError, match="format 1"):
+    with pytest.raises(SourceError, match="format 1"):
         reader.add(DELTA_KEY, marshal.dumps((1, {})), [])
