@@ -63,7 +63,9 @@ def dump_customers(engine: Engine, customer_ids: list[str]) -> dict[str, bytes |
     wanted = set(customer_ids)
     due: dict[str, list[tuple[int, int]]] = {}
     for day, entries in sorted(engine._due.items()):
-        for customer_id in wanted.intersection(entries):
+        # The view's & walks the smaller side: a commit's few customers, not the
+        # whole day's table.
+        for customer_id in entries.keys() & wanted:
             due.setdefault(customer_id, []).append((day, entries[customer_id]))
     names = [rule.name for rule in engine.rules.rules]
     return {cid: _dump(engine, cid, due.get(cid, []), names) for cid in customer_ids}
