@@ -22,7 +22,7 @@ import orjson
 
 from monitor.engine.core import Engine
 from monitor.engine.loader import load_rules
-from monitor.runtime import tune_gc
+from monitor.runtime import engine_build, tune_gc
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -110,6 +110,7 @@ def main() -> None:
 
     lines = generate(args.events, args.customers, args.days)
     size = sum(map(len, lines)) / len(lines)
+    print(f"engine build: {engine_build()}")
     print(
         f"history: {len(lines):,} events, {args.customers:,} customers, "
         f"{args.days} days, {size:.0f} bytes/event on average"

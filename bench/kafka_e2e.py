@@ -31,7 +31,7 @@ from engine import RULES, generate
 
 from monitor.app import Monitor
 from monitor.engine.loader import load_rules
-from monitor.runtime import tune_gc
+from monitor.runtime import engine_build, tune_gc
 from monitor.settings import KafkaSettings, Settings, StoreSettings
 
 
@@ -210,6 +210,7 @@ def main() -> None:
 
     lines = generate(args.events, args.customers, 90)
     fill_s = fill(bootstrap, settings.kafka.topics[0], lines)
+    print(f"engine build: {engine_build()}")
     print(f"topic filled: {len(lines):,} events in {fill_s:.1f}s")
     bare_s = bare_consume(bootstrap, settings.kafka.topics[0], len(lines))
     monitor_s = monitor_consume(bootstrap, settings, len(lines))

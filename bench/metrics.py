@@ -36,6 +36,7 @@ from monitor.engine.core import Engine
 from monitor.engine.lifecycle import ChurnWarning
 from monitor.engine.loader import RuleSet, load_rules
 from monitor.outputs.metrics import MetricsExporter
+from monitor.runtime import engine_build
 from monitor.settings import MetricsSettings
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -233,6 +234,7 @@ def measure_scrapes(url: str, rounds: int) -> float:
     """Print scrape figures; return the median Prometheus-style scrape time."""
     plain, plain_size = time_scrapes(url, PLAIN_ACCEPT, rounds)
     prom, prom_size = time_scrapes(url, PROMETHEUS_ACCEPT, rounds)
+    print(f"engine build: {engine_build()}")
     print(f"scrape, uncompressed          : {_ms(plain)}; {plain_size:,} bytes")
     print(f"scrape, as Prometheus asks    : {_ms(prom)}; {prom_size:,} bytes (gzip)")
     return statistics.median(prom)

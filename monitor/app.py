@@ -48,6 +48,7 @@ from monitor.ingest.kafka import (
     translate,
 )
 from monitor.outputs.publisher import warning_message
+from monitor.runtime import engine_build
 from monitor.settings import Settings
 from monitor.state.changelog import (
     DELTA_KEY,
@@ -170,10 +171,11 @@ class Monitor:
     def run(self) -> None:
         """Consume until stopped; survive broker outages by retrying with backoff."""
         logger.info(
-            "monitor starting: instance=%s group=%s topics=%s",
+            "monitor starting: instance=%s group=%s topics=%s engine=%s",
             self.instance_id,
             self.kafka.group_id,
             self.kafka.topics,
+            engine_build(),
         )
         self._retrying(self._connect)
         try:

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["tune_gc"]
+__all__ = ["engine_build", "tune_gc"]
 
 
 def tune_gc() -> None:
     """Collect the young generation less often; cycles are rare in the engine."""
     gc.set_threshold(50_000, 20, 100)
+
+
+def engine_build() -> str:
+    """Say whether the engine runs compiled (mypyc, see setup.py) or plain."""
+    from monitor.engine import core
+
+    return "plain Python" if core.__file__.endswith(".py") else "compiled (mypyc)"
