@@ -11,6 +11,7 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError, ExecError, PlatformError
 
 # Every module an event goes through between the raw bytes and a warning, and
 # the checkpoint that writes each changed customer.
@@ -41,11 +42,21 @@ def _extensions() -> list[object]:
 
 
 class _BuildExt(build_ext):  # type: ignore[misc]
-    """Stamp compiled files with the build time, even when reused from a cache.
+    """Say what to do when compiling fails; stamp compiled files with the build time.
 
     The test suite refuses a compiled module older than its source (an edit
     not rebuilt yet); a copy keeping an old cache time would trip that.
     """
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except (CompileError, ExecError, PlatformError) as exc:
+            raise SystemExit(
+                f"churn-monitor: compiling the engine failed: {exc}\n"
+                "Install plain Python instead (about half the speed): "
+                "CHURN_MONITOR_PURE=1 pip install ..."
+            ) from exc
 
     def copy_extensions_to_source(self) -> None:
         super().copy_extensions_to_source()
