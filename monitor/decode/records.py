@@ -66,9 +66,7 @@ class RejectReason(StrEnum):
     DUPLICATE = "duplicate"
 
 
-# init=False and a written __init__: mypyc compiles that one, while the
-# __init__ dataclass generates stays interpreted and is six times slower.
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Rejected:
     """An input that could not be applied, with its original bytes."""
 
@@ -76,12 +74,10 @@ class Rejected:
     detail: str
     raw: bytes
 
-    def __init__(self, reason: RejectReason, detail: str, raw: bytes) -> None:
-        self.reason = reason
-        self.detail = detail
-        self.raw = raw
 
-
+# Records made per event get init=False and a written __init__: mypyc compiles
+# that one, while the __init__ dataclass generates stays interpreted and is six
+# times slower. Rarer records keep the generated one.
 @dataclass(slots=True, init=False)
 class UsageEvent:
     customer_id: str
@@ -160,24 +156,12 @@ class SubscriptionEvent:
         self.mrr = mrr
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class ReleaseEvent:
     event_time: float
     event_id: str | None
     feature: str
     plans: tuple[str, ...] | None
-
-    def __init__(
-        self,
-        event_time: float,
-        event_id: str | None,
-        feature: str,
-        plans: tuple[str, ...] | None,
-    ) -> None:
-        self.event_time = event_time
-        self.event_id = event_id
-        self.feature = feature
-        self.plans = plans
 
 
 Event = UsageEvent | FeedbackEvent | SubscriptionEvent | ReleaseEvent

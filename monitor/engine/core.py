@@ -278,17 +278,16 @@ class Engine:
         kind = type(event)
         counts = self._applied
         counts[kind] = counts.get(kind, 0) + 1
+        if isinstance(event, ReleaseEvent):
+            self._apply_release(event, day)
+            return
+        self.dirty.add(event.customer_id)
         if isinstance(event, UsageEvent):
-            self.dirty.add(event.customer_id)
             self._apply_usage(event, day)
         elif isinstance(event, FeedbackEvent):
-            self.dirty.add(event.customer_id)
             self._apply_feedback(event, day)
-        elif isinstance(event, SubscriptionEvent):
-            self.dirty.add(event.customer_id)
-            self._apply_subscription(event, day)
         else:
-            self._apply_release(event, day)
+            self._apply_subscription(event, day)
 
     def _apply_usage(self, event: UsageEvent, day: int) -> None:
         customer_id = event.customer_id

@@ -15,8 +15,7 @@ from kafka import errors as kafka_errors
 
 from monitor.errors import BrokerUnavailableError, MonitorError, SourceError
 from monitor.settings import KafkaSettings
-from monitor.state.changelog import ChangelogReader
-from monitor.state.store import Checkpoint
+from monitor.state.changelog import ChangelogReader, Checkpoint
 
 __all__ = [
     "KAFKA_ERRORS",

@@ -15,7 +15,7 @@ monitor's time; one per few hundred customers costs next to nothing.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,9 @@ class Checkpoint:
     customers: dict[str, bytes]
 
 
-def pack(blobs: dict[str, bytes | None], at_least_one: bool = False) -> Iterator[bytes]:
+def pack(
+    blobs: Mapping[str, bytes | None], at_least_one: bool = False
+) -> Iterator[bytes]:
     """Yield record values holding the blobs, each under ``PART_BYTES`` or one blob.
 
     A blob of None says the customer is gone. A snapshot asks for ``at_least_one``
@@ -125,4 +127,4 @@ class ChangelogReader:
         """Return what the records read so far add up to, or None without any."""
         if self.engine is None:
             return None
-        return Checkpoint(self.next_offset, self.engine, dict(self.customers))
+        return Checkpoint(self.next_offset, self.engine, self.customers)

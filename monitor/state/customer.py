@@ -171,9 +171,7 @@ def feedback_sentiment(packed: int) -> float | None:
     return None if code == _NONE else code / 100 - 1
 
 
-# init=False and a written __init__: mypyc compiles that one, while the
-# __init__ dataclass generates stays interpreted and is six times slower.
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class CustomerState:
     """What the monitor remembers about one customer; kept small on purpose."""
 
@@ -194,40 +192,6 @@ class CustomerState:
     pending: list[Any] | None = None
     # event_id -> day, for the days still open: a repeat is a duplicate.
     recent_ids: dict[str, int] | None = None
-
-    def __init__(
-        self,
-        first_day: int,
-        usage: DayCounts | None = None,
-        last_usage_day: int = -1,
-        series: dict[str, DayCounts] | None = None,
-        features: dict[str, int] | None = None,
-        feedback: list[int] | None = None,
-        status: str | None = None,
-        plan: str | None = None,
-        mrr: float | None = None,
-        downgraded_at: float = -1.0,
-        payment_failed_at: float = -1.0,
-        payment_ok_at: float = -1.0,
-        upgraded_at: float = -1.0,
-        pending: list[Any] | None = None,
-        recent_ids: dict[str, int] | None = None,
-    ) -> None:
-        self.first_day = first_day
-        self.usage = usage
-        self.last_usage_day = last_usage_day
-        self.series = series
-        self.features = features
-        self.feedback = feedback
-        self.status = status
-        self.plan = plan
-        self.mrr = mrr
-        self.downgraded_at = downgraded_at
-        self.payment_failed_at = payment_failed_at
-        self.payment_ok_at = payment_ok_at
-        self.upgraded_at = upgraded_at
-        self.pending = pending
-        self.recent_ids = recent_ids
 
     def record_usage(self, day: int, count: int, capacity: int) -> bool:
         """Count usage on a day; return True when it is the day's first use."""

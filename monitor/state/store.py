@@ -110,7 +110,7 @@ class StateStore:
 
     def replace(self, task: str, checkpoint: Checkpoint) -> None:
         """Overwrite a task with a checkpoint restored from elsewhere."""
-        parts = list(pack(dict(checkpoint.customers), at_least_one=True))
+        parts = list(pack(checkpoint.customers, at_least_one=True))
         self.save(task, checkpoint.next_offset, checkpoint.engine, parts, True)
 
     def tasks(self) -> list[str]:
