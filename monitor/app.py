@@ -402,7 +402,7 @@ class Monitor:
         changed = [
             t
             for t in self.tasks.values()
-            if t.engine.dirty
+            if t.engine.has_changes()
             or (t.next_offset is not None and t.next_offset != t.committed_offset)
         ]
         if not changed and not self._in_transaction:
@@ -416,7 +416,7 @@ class Monitor:
             snapshot = task.snapshot_start is not None
             offset = task.next_offset or 0
             self.store.save(task.key, offset, engine_blob, parts, snapshot)
-            task.engine.dirty.clear()
+            task.engine.clear_changes()
             task.committed_offset = task.next_offset
         self._broker_back()
         for task, _, _ in saves:
@@ -475,7 +475,7 @@ class Monitor:
         Returns the records sent, for the local store, and the engine blob.
         """
         engine = task.engine
-        blobs = dump_customers(engine, sorted(engine.dirty))
+        blobs = dump_customers(engine, engine.changed_ids())
         task.delta_bytes += sum(len(b) for b in blobs.values() if b is not None)
         # Once the deltas outweigh the last snapshot, a restore would read more
         # deltas than state: write a new snapshot (at most about twice the state).

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -38,8 +37,13 @@ _MIN_EPOCH = 946_684_800.0  # 2000-01-01T00:00:00Z
 _MAX_EPOCH = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 _MAX_TEXT = 256
 _MAX_COUNT = 1_000_000
-_intern = sys.intern
 _from_iso = datetime.fromisoformat
+# Names (actions, features, channels, plans) repeat across millions of events:
+# one shared copy each saves memory and makes dict lookups identity hits. A
+# small table of their own, not sys.intern, whose table every customer id
+# would grow. Customer ids are not shared: each is looked up once per event.
+_NAMES: Final[dict[str, str]] = {}
+_NAMES_MAX: Final = 4096
 
 
 class _InvalidFieldError(Exception):
@@ -48,6 +52,16 @@ class _InvalidFieldError(Exception):
     def __init__(self, reason: RejectReason, detail: str) -> None:
         self.reason = reason
         self.detail = detail
+
+
+def _name(value: str) -> str:
+    """Return the shared copy of a name, keeping the first seen as that copy."""
+    shared = _NAMES.get(value)
+    if shared is not None:
+        return shared
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[value] = value
+    return value
 
 
 def parse_time(value: object) -> float:
@@ -87,7 +101,9 @@ def _format_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
-def _text(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
+def _text(
+    obj: dict[str, Any], key: str, required: bool = True, shared: bool = True
+) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -97,7 +113,7 @@ def _text(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
         raise _InvalidFieldError(
             RejectReason.INVALID_FIELD, f"{key}: expected a string of 1-256 chars"
         )
-    return _intern(value)
+    return _name(value) if shared else value
 
 
 def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
@@ -135,7 +151,7 @@ def _usage(obj: dict[str, Any]) -> UsageEvent:
             RejectReason.INVALID_FIELD, "count: expected an integer >= 1"
         )
     return UsageEvent(
-        _text(obj, "customer_id"),  # type: ignore[arg-type]
+        _text(obj, "customer_id", shared=False),  # type: ignore[arg-type]
         parse_time(obj.get("timestamp")),
         _event_id(obj),
         _text(obj, "action"),  # type: ignore[arg-type]
@@ -179,17 +195,17 @@ def _plain_usage(obj: dict[str, Any]) -> UsageEvent | None:
         return None
 
     return UsageEvent(
-        _intern(customer_id),
+        customer_id,
         epoch,
         event_id,
-        _intern(action),
-        None if feature is None else _intern(feature),
+        _name(action),
+        None if feature is None else _name(feature),
         count,
     )
 
 
 def _feedback(obj: dict[str, Any]) -> FeedbackEvent:
-    customer_id = _text(obj, "customer_id")
+    customer_id = _text(obj, "customer_id", shared=False)
     event_time = parse_time(obj.get("timestamp"))
     channel = obj.get("channel")
     if channel is None:
@@ -203,14 +219,14 @@ def _feedback(obj: dict[str, Any]) -> FeedbackEvent:
         customer_id,  # type: ignore[arg-type]
         event_time,
         _event_id(obj),
-        _intern(channel),
+        _name(channel),
         _number(obj, "score", low, high),
         _number(obj, "sentiment", -1.0, 1.0),
     )
 
 
 def _subscription(obj: dict[str, Any]) -> SubscriptionEvent:
-    customer_id = _text(obj, "customer_id")
+    customer_id = _text(obj, "customer_id", shared=False)
     event_time = parse_time(obj.get("timestamp"))
     status = obj.get("status")
     if status is None:
@@ -223,7 +239,7 @@ def _subscription(obj: dict[str, Any]) -> SubscriptionEvent:
         customer_id,  # type: ignore[arg-type]
         event_time,
         _event_id(obj),
-        _intern(status),
+        _name(status),
         _text(obj, "plan", required=False),
         _number(obj, "mrr", 0.0, 1e12),
     )
@@ -236,7 +252,7 @@ def _release(obj: dict[str, Any]) -> ReleaseEvent:
             raise _InvalidFieldError(
                 RejectReason.INVALID_FIELD, "plans: expected a list of strings"
             )
-        plans = tuple(_intern(p) for p in plans)
+        plans = tuple(_name(p) for p in plans)
     return ReleaseEvent(
         parse_time(obj.get("timestamp")),
         _event_id(obj),

@@ -100,11 +100,14 @@ class Engine:
         # Day -> customers holding events for that day, in order of arrival.
         self._pending_days: dict[int, dict[str, None]] = {}
         self._pending_releases: dict[int, list[ReleaseEvent]] = {}
-        self._ids_by_day: dict[int, set[str]] = {}
+        # Day -> customers holding event ids of that day (a customer may repeat).
+        self._ids_by_day: dict[int, list[CustomerState]] = {}
         self._release_ids: set[str] = set()
-        self._touched: dict[str, int] = {}
-        # Customers changed since the last checkpoint took them.
-        self.dirty: set[str] = set()
+        # Customers active on the open day; what they did is on their state.
+        self._touched: list[CustomerState] = []
+        # Customers changed since the last checkpoint took them (marked on
+        # the state too, so marking again is a flag test, not a set lookup).
+        self._changed: list[CustomerState] = []
         self._masks: dict[int, list[tuple[Rule, int]]] = {}
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
         # Leave out rules whose detectors cannot fire for a customer today; off,
@@ -125,7 +128,7 @@ class Engine:
             for touched in range(8)
         }
         # Day -> customer -> bit mask of the rules to run again on that day.
-        self._due: dict[int, dict[str, int]] = {}
+        self._due: dict[int, dict[CustomerState, int]] = {}
         self._active = DayCounts(0)
         self._outage: set[int] = set()
         self._outage_frozen: frozenset[int] = frozenset()
@@ -168,10 +171,21 @@ class Engine:
             clock.start(event_time)
         elif day < clock.open_day:
             return self._reject(Rejected(RejectReason.LATE, "day already closed", raw))
-        if event.event_id is not None and self._is_duplicate(event, day):
-            return self._reject(
-                Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
-            )
+        # The customer is looked up once here and its state handed on.
+        if isinstance(event, ReleaseEvent):
+            state = None
+            if event.event_id is not None and self._is_repeated_release(event):
+                return self._reject(
+                    Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
+                )
+        else:
+            state = self._state(event.customer_id, day)
+            if event.event_id is not None and self._is_duplicate(
+                event.event_id, state, day
+            ):
+                return self._reject(
+                    Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
+                )
 
         if event_time > clock.max_event_time:  # type: ignore[operator]
             clock.max_event_time = event_time
@@ -179,28 +193,26 @@ class Engine:
             if closable > clock.open_day:  # type: ignore[operator]
                 self._close_days(closable)
         if day == clock.open_day:
-            self._apply(event, day)
+            self._apply(event, state, day)
         else:
-            self._hold(event, day)
+            self._hold(event, state, day)
         return None
 
-    def _hold(self, event: Event, day: int) -> None:
+    def _hold(self, event: Event, state: CustomerState | None, day: int) -> None:
         """Keep an event of a later day until that day opens."""
-        if isinstance(event, ReleaseEvent):
-            self._pending_releases.setdefault(day, []).append(event)
+        if isinstance(event, ReleaseEvent) or state is None:
+            self._pending_releases.setdefault(day, []).append(event)  # type: ignore[arg-type]
             return
-        customer_id = event.customer_id
-        state = self._state(customer_id, day)
         if state.pending is None:
             state.pending = []
         state.pending.append(event)
-        self._pending_days.setdefault(day, {})[customer_id] = None
-        self.dirty.add(customer_id)
+        self._pending_days.setdefault(day, {})[state.customer_id] = None
+        self._mark(state)
 
     def _release_held(self, day: int) -> None:
         """Apply the events held for a day that has just opened."""
         for release in self._pending_releases.pop(day, ()):
-            self._apply(release, day)
+            self._apply(release, None, day)
         for customer_id in self._pending_days.pop(day, ()):
             state = self.customers[customer_id]
             held = state.pending or []
@@ -208,7 +220,7 @@ class Engine:
             later = [e for e in held if int(e.event_time // SECONDS_PER_DAY) != day]
             state.pending = later or None
             for event in now:
-                self._apply(event, day)
+                self._apply(event, state, day)
 
     def advance_to(self, epoch: float) -> None:
         """Move the watermark to ``epoch`` and judge every day that ends before it."""
@@ -219,45 +231,65 @@ class Engine:
             self.clock.max_event_time = epoch + self.clock.lateness_s
         self._close_days(int(epoch // SECONDS_PER_DAY))
 
-    def _is_duplicate(self, event: Event, day: int) -> bool:
+    def _is_repeated_release(self, event: ReleaseEvent) -> bool:
+        if event.event_id in self._release_ids:
+            return True
+        self._release_ids.add(event.event_id)  # type: ignore[arg-type]
+        return False
+
+    def _is_duplicate(self, event_id: str, state: CustomerState, day: int) -> bool:
         # Ids are kept until their day closes; a copy arriving later is late anyway.
-        event_id = event.event_id
-        if isinstance(event, ReleaseEvent):
-            if event_id in self._release_ids:
-                return True
-            self._release_ids.add(event_id)  # type: ignore[arg-type]
-            return False
-        customer_id = event.customer_id
-        state = self.customers.get(customer_id)
-        if state is None:
-            state = self.customers[customer_id] = CustomerState(first_day=day)
         ids = state.recent_ids
         if ids is None:
             ids = state.recent_ids = {}
         elif event_id in ids:
             return True
-        ids[event_id] = day  # type: ignore[index]
-        by_day = self._ids_by_day.get(day)
-        if by_day is None:
-            by_day = self._ids_by_day[day] = set()
-        by_day.add(customer_id)
+        ids[event_id] = day
+        if day > state.ids_max_day:
+            # Filed under the first day of a run of days; _forget_ids files the
+            # customer again under the next day it still holds ids of.
+            if state.ids_max_day < 0:
+                self._file_ids(state, day)
+            state.ids_max_day = day
         return False
 
+    def _file_ids(self, state: CustomerState, day: int) -> None:
+        by_day = self._ids_by_day.get(day)
+        if by_day is None:
+            by_day = self._ids_by_day[day] = []
+        by_day.append(state)
+
     def _forget_ids(self, day: int) -> None:
-        # A customer holds ids of a later day only if it is listed for that day,
-        # so for everyone else the whole memory goes at once.
-        later = set().union(*(c for d, c in self._ids_by_day.items() if d > day))
-        customers, dirty = self.customers, self.dirty
-        for customer_id in self._ids_by_day.pop(day, ()):
-            state = customers[customer_id]
-            if not state.recent_ids:
+        for state in self._ids_by_day.pop(day, ()):
+            ids = state.recent_ids
+            if not ids:
                 continue
-            if customer_id in later:
-                kept = {i: d for i, d in state.recent_ids.items() if d > day}
-                state.recent_ids = kept or None
-            else:
+            if state.ids_max_day <= day:
                 state.recent_ids = None
-            dirty.add(customer_id)
+                state.ids_max_day = -1
+            else:
+                kept = {i: d for i, d in ids.items() if d > day}
+                state.recent_ids = kept
+                self._file_ids(state, min(kept.values()))
+            self._mark(state)
+
+    def _mark(self, state: CustomerState) -> None:
+        """Note that a customer changed since the last checkpoint."""
+        if not state.dirty:
+            state.dirty = True
+            self._changed.append(state)
+
+    def has_changes(self) -> bool:
+        return bool(self._changed)
+
+    def changed_ids(self) -> list[str]:
+        """Return the ids of the customers changed since ``clear_changes``, sorted."""
+        return sorted(state.customer_id for state in self._changed)
+
+    def clear_changes(self) -> None:
+        for state in self._changed:
+            state.dirty = False
+        self._changed = []
 
     def _reject(self, rejected: Rejected) -> Rejected:
         reason = rejected.reason.value
@@ -271,34 +303,37 @@ class Engine:
     def _state(self, customer_id: str, day: int) -> CustomerState:
         state = self.customers.get(customer_id)
         if state is None:
-            state = self.customers[customer_id] = CustomerState(first_day=day)
+            state = self.customers[customer_id] = CustomerState(
+                first_day=day, customer_id=customer_id
+            )
         return state
 
-    def _apply(self, event: Event, day: int) -> None:
+    def _touch(self, state: CustomerState, kind: int) -> None:
+        """Note what a customer did on the open day; its rules run at the day end."""
+        if not state.touched:
+            self._touched.append(state)
+        state.touched |= kind
+
+    def _apply(self, event: Event, state: CustomerState | None, day: int) -> None:
         kind = type(event)
         counts = self._applied
         counts[kind] = counts.get(kind, 0) + 1
-        if isinstance(event, ReleaseEvent):
-            self._apply_release(event, day)
+        if isinstance(event, ReleaseEvent) or state is None:
+            self._apply_release(event, day)  # type: ignore[arg-type]
             return
-        self.dirty.add(event.customer_id)
+        self._mark(state)
         if isinstance(event, UsageEvent):
-            self._apply_usage(event, day)
+            self._apply_usage(event, state, day)
         elif isinstance(event, FeedbackEvent):
-            self._apply_feedback(event, day)
+            self._apply_feedback(event, state, day)
         else:
-            self._apply_subscription(event, day)
+            self._apply_subscription(event, state, day)
 
-    def _apply_usage(self, event: UsageEvent, day: int) -> None:
-        customer_id = event.customer_id
-        state = self.customers.get(customer_id)
-        if state is None:
-            state = self.customers[customer_id] = CustomerState(first_day=day)
+    def _apply_usage(self, event: UsageEvent, state: CustomerState, day: int) -> None:
         capacity = self._capacity
         if state.record_usage(day, 1, capacity):
             self._active.add(day, 1, capacity)
-            touched = self._touched
-            touched[customer_id] = touched.get(customer_id, 0) | _USAGE
+            self._touch(state, _USAGE)
         for key, match, counts_events in self._series:
             if (match.action is None or match.action == event.action) and (
                 match.feature is None or match.feature == event.feature
@@ -309,17 +344,18 @@ class Engine:
         if feature is not None:
             state.record_feature(feature, day)
 
-    def _apply_feedback(self, event: FeedbackEvent, day: int) -> None:
-        state = self._state(event.customer_id, day)
+    def _apply_feedback(
+        self, event: FeedbackEvent, state: CustomerState, day: int
+    ) -> None:
         state.record_feedback(day, event.channel, event.score, event.sentiment)
         self.feedback_stats.record(event.channel, event.score, day)
-        touched = self._touched
-        touched[event.customer_id] = touched.get(event.customer_id, 0) | _FEEDBACK
-        self._evaluate_now("feedback", event.customer_id, state, event.event_time)
+        self._touch(state, _FEEDBACK)
+        self._evaluate_now("feedback", state, event.event_time)
 
-    def _apply_subscription(self, event: SubscriptionEvent, day: int) -> None:
+    def _apply_subscription(
+        self, event: SubscriptionEvent, state: CustomerState, day: int
+    ) -> None:
         customer_id, at, status = event.customer_id, event.event_time, event.status
-        state = self._state(customer_id, day)
         before = (
             state.status in ACTIVE_STATUSES,
             state.plan or "unknown",
@@ -341,8 +377,8 @@ class Engine:
         if status == "cancelled":
             self.book.close_all(customer_id, at, "customer cancelled")
             return
-        self._touched[customer_id] = self._touched.get(customer_id, 0) | _BILLING
-        self._evaluate_now("subscription", customer_id, state, at)
+        self._touch(state, _BILLING)
+        self._evaluate_now("subscription", state, at)
 
     def _apply_release(self, event: ReleaseEvent, day: int) -> None:
         release = Release(event.feature, day, event.plans)
@@ -371,9 +407,7 @@ class Engine:
 
     # 3. Judging
 
-    def _evaluate_now(
-        self, kind: str, customer_id: str, state: CustomerState, at: float
-    ) -> None:
+    def _evaluate_now(self, kind: str, state: CustomerState, at: float) -> None:
         """Run the event-driven rules at the event's own time."""
         rules = self._instant[kind]
         if not rules or state.is_cancelled:
@@ -381,17 +415,17 @@ class Engine:
         day = int(at // SECONDS_PER_DAY)
         ctx = self._context(day)
         for rule in rules:
-            recheck = self._judge(rule, customer_id, state, ctx, at)
+            recheck = self._judge(rule, state.customer_id, state, ctx, at)
             if recheck is not None and recheck > day:
-                self._schedule(recheck, customer_id, rule)
+                self._schedule(recheck, state, rule)
 
-    def _schedule(self, day: int, customer_id: str, rule: Rule) -> None:
+    def _schedule(self, day: int, state: CustomerState, rule: Rule) -> None:
         """Ask for a rule to run again for a customer on a day."""
-        self.dirty.add(customer_id)
+        self._mark(state)
         entry = self._due.get(day)
         if entry is None:
             entry = self._due[day] = {}
-        entry[customer_id] = entry.get(customer_id, 0) | self._rule_bits[rule.name]
+        entry[state] = entry.get(state, 0) | self._rule_bits[rule.name]
 
     def _judge(
         self,
@@ -442,38 +476,37 @@ class Engine:
     def _tick(self, day: int) -> None:
         """Judge a complete day: the guard, the due customers, the churn ledger."""
         self._update_guard(day)
-        due = self._due_on(day)
-        self.dirty.update(due)
-        self._judge_due(day, due)
+        self._judge_due(day, self._due_on(day))
 
         self.ledger.close_day(day)
         for listener in self.on_tick:
             listener(day)
 
-    def _due_on(self, day: int) -> dict[str, int]:
-        """Return customer -> bit mask of the rules to run at the end of ``day``."""
-        touched, self._touched = self._touched, {}
+    def _due_on(self, day: int) -> list[tuple[CustomerState, int]]:
+        """Return (state, bit mask of the rules to run at the end of ``day``), in
+        customer order."""
+        touched, self._touched = self._touched, []
         due = self._due.pop(day, {})
         if day in self._release_passes:
             self._release_passes.discard(day)
             every = (1 << len(self.rules.rules)) - 1
-            due = {customer_id: every for customer_id in self.customers}
+            due = {state: every for state in self.customers.values()}
         rules_for = self._rules_for
-        for customer_id, kinds in touched.items():
-            due[customer_id] = due.get(customer_id, 0) | rules_for[kinds]
-        return due
+        for state in touched:
+            due[state] = due.get(state, 0) | rules_for[state.touched]
+            state.touched = 0
+        return sorted(due.items(), key=_by_customer)
 
-    def _judge_due(self, day: int, due: dict[str, int]) -> None:
+    def _judge_due(self, day: int, due: list[tuple[CustomerState, int]]) -> None:
         """Run the due rules of each customer, in customer order, and reschedule.
 
         The engine's hot loop, written for the compiler: typed locals and direct
         calls (a method bound to a local would be called through Python). A
         recheck is written straight into the table instead of through
-        ``_schedule``; every customer here is already in ``dirty``.
+        ``_schedule``; every customer here is marked changed first.
         """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        customers = self.customers
         open_by = self.book.by_customer
         table = self._due
         masks = self._masks
@@ -482,9 +515,11 @@ class Engine:
         gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         settled = min((oldest for oldest, _ in gates), default=day)
-        for customer_id in sorted(due):
-            mask = due[customer_id]
-            state = customers[customer_id]
+        for state, mask in due:
+            customer_id = state.customer_id
+            if not state.dirty:
+                state.dirty = True
+                self._changed.append(state)
             if state.status == "cancelled":
                 continue
             open_now = open_by.get(customer_id)
@@ -507,7 +542,7 @@ class Engine:
                     entry = table.get(recheck)
                     if entry is None:
                         entry = table[recheck] = {}
-                    entry[customer_id] = entry.get(customer_id, 0) | bit
+                    entry[state] = entry.get(state, 0) | bit
 
     def _idle_bits(self) -> int:
         """Return the rules quiet today for every customer without their warning.
@@ -615,6 +650,10 @@ class Engine:
             "customers": len(self.customers),
             "watermark": None if self.clock.watermark is None else self.clock.watermark,
         }
+
+
+def _by_customer(entry: tuple[CustomerState, int]) -> str:
+    return entry[0].customer_id
 
 
 def _day_of_date(value: Any) -> int:

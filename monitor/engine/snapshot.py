@@ -60,13 +60,14 @@ def _unevent(value: tuple[Any, ...]) -> Event:
 
 def dump_customers(engine: Engine, customer_ids: list[str]) -> dict[str, bytes | None]:
     """Return the blobs of several customers, reading the recheck table once."""
-    wanted = set(customer_ids)
+    customers = engine.customers
+    wanted = {state for cid in customer_ids if (state := customers.get(cid))}
     due: dict[str, list[tuple[int, int]]] = {}
     for day, entries in sorted(engine._due.items()):
         # The view's & walks the smaller side: a commit's few customers, not the
         # whole day's table.
-        for customer_id in entries.keys() & wanted:
-            due.setdefault(customer_id, []).append((day, entries[customer_id]))
+        for state in entries.keys() & wanted:
+            due.setdefault(state.customer_id, []).append((day, entries[state]))
     names = [rule.name for rule in engine.rules.rules]
     return {cid: _dump(engine, cid, due.get(cid, []), names) for cid in customer_ids}
 
@@ -116,7 +117,7 @@ def _dump(
             state.recent_ids,
             warnings,
             due,
-            engine._touched.get(customer_id, 0),
+            state.touched,
         )
     )
 
@@ -175,7 +176,7 @@ def restore(
     open_day = engine.clock.open_day
     for customer_id, blob in customers.items():
         _restore_customer(engine, customer_id, marshal.loads(blob), bits, open_day)
-    engine.dirty.clear()
+    engine.clear_changes()
 
 
 def _restore_engine(engine: Engine, value: tuple[Any, ...]) -> None:
@@ -251,7 +252,10 @@ def _restore_customer(
         touched,
     ) = value
     state = CustomerState(
-        first_day=first_day, usage=_uncounts(usage), last_usage_day=last_usage_day
+        first_day=first_day,
+        usage=_uncounts(usage),
+        last_usage_day=last_usage_day,
+        customer_id=customer_id,
     )
     if series is not None:
         state.series = {k: c for k, v in series.items() if (c := _uncounts(v))}
@@ -266,7 +270,8 @@ def _restore_customer(
     state.recent_ids = recent_ids
     engine.customers[customer_id] = state
     if touched:
-        engine._touched[customer_id] = touched
+        state.touched = touched
+        engine._touched.append(state)
 
     if pending:
         state.pending = [_unevent(e) for e in pending]
@@ -274,8 +279,8 @@ def _restore_customer(
             day = int(event.event_time // 86_400)
             engine._pending_days.setdefault(day, {})[customer_id] = None
     if recent_ids:
-        for day in set(recent_ids.values()):
-            engine._ids_by_day.setdefault(day, set()).add(customer_id)
+        state.ids_max_day = max(recent_ids.values())
+        engine._ids_by_day.setdefault(min(recent_ids.values()), []).append(state)
     for wid, rule, kind, severity, weight, action, opened_at, evidence in warnings:
         engine.book.restore(
             ChurnWarning(
@@ -294,4 +299,4 @@ def _restore_customer(
         mask = sum(bits.get(name, 0) for name in names)
         if mask and (open_day is None or day >= open_day):
             entry = engine._due.setdefault(day, {})
-            entry[customer_id] = entry.get(customer_id, 0) | mask
+            entry[state] = entry.get(state, 0) | mask

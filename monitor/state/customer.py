@@ -171,7 +171,9 @@ def feedback_sentiment(packed: int) -> float | None:
     return None if code == _NONE else code / 100 - 1
 
 
-@dataclass(slots=True)
+# eq=False: states are compared and hashed by identity (the engine keys tables
+# by them); two customers with equal facts are still two customers.
+@dataclass(slots=True, eq=False)
 class CustomerState:
     """What the monitor remembers about one customer; kept small on purpose."""
 
@@ -192,6 +194,14 @@ class CustomerState:
     pending: list[Any] | None = None
     # event_id -> day, for the days still open: a repeat is a duplicate.
     recent_ids: dict[str, int] | None = None
+    # The engine's bookkeeping, so that the hot path reads the state it already
+    # holds instead of looking the customer up again in engine-wide tables:
+    # the id it is filed under, the latest day of its recent ids, what it did
+    # on the open day (bits) and whether it changed since the last checkpoint.
+    customer_id: str = ""
+    ids_max_day: int = -1
+    touched: int = 0
+    dirty: bool = False
 
     def record_usage(self, day: int, count: int, capacity: int) -> bool:
         """Count usage on a day; return True when it is the day's first use."""

@@ -7,6 +7,7 @@ import pytest
 from helpers import event
 from pydantic import ValidationError
 
+from monitor.decode import decoder
 from monitor.decode.decoder import decode
 from monitor.decode.events import (
     EventModel,
@@ -39,6 +40,26 @@ def test_decode_usage_fills_defaults() -> None:
 )
 def test_decode_each_type(kind: str, cls: type) -> None:
     assert isinstance(decode(event(kind)), cls)
+
+
+def test_decode_shares_names_not_customer_ids() -> None:
+    first = decode(event("usage", customer_id="c-shared", feature="reports"))
+    second = decode(event("usage", customer_id="c-shared", feature="reports"))
+
+    assert isinstance(first, UsageEvent)
+    assert isinstance(second, UsageEvent)
+    assert first.action is second.action
+    assert first.feature is second.feature
+    assert "c-shared" not in decoder._NAMES
+
+
+def test_decode_name_table_stays_bounded() -> None:
+    for n in range(decoder._NAMES_MAX + 10):
+        decoded = decode(event("usage", action=f"action-{n}"))
+        assert isinstance(decoded, UsageEvent)
+        assert decoded.action == f"action-{n}"
+
+    assert len(decoder._NAMES) <= decoder._NAMES_MAX
 
 
 def test_decode_ignores_fields_producers_add() -> None:

@@ -19,11 +19,11 @@ LINES = simulate_lines(80, 150, seed=11)
 
 def _checkpoint(engine: Engine, store: dict[str, bytes]) -> bytes:
     """Write the customers changed since the last checkpoint, like the app does."""
-    for customer_id in sorted(engine.dirty):
+    for customer_id in engine.changed_ids():
         blob = dump_customer(engine, customer_id)
         if blob is not None:
             store[customer_id] = blob
-    engine.dirty.clear()
+    engine.clear_changes()
     return dump_engine(engine)
 
 
