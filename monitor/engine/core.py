@@ -44,6 +44,7 @@ _RECOVERY = {"renewed", "reactivated", "started", "upgraded"}
 # What a customer did on a day, as bits: a rule runs on days with its kinds of
 # input, on the days it asked to look again, and never otherwise.
 _USAGE, _FEEDBACK, _BILLING = 1, 2, 4
+_MASK_LIST_RULES = 12
 # Event-driven kinds judge each event as it comes; at day ends they only run
 # when they asked to look again (expiry, grace).
 _TRIGGERS = {
@@ -108,7 +109,14 @@ class Engine:
         # Customers changed since the last checkpoint took them (marked on
         # the state too, so marking again is a flag test, not a set lookup).
         self._changed: list[CustomerState] = []
+        # Mask -> the rules and bits it names: a list indexed by mask where the
+        # rule set is small enough (a dict would box every mask it is asked).
         self._masks: dict[int, list[tuple[Rule, int]]] = {}
+        self._mask_list: list[list[tuple[Rule, int]] | None] = (
+            [None] * (1 << len(rules.rules))
+            if len(rules.rules) <= _MASK_LIST_RULES
+            else []
+        )
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
         # Leave out rules whose detectors cannot fire for a customer today; off,
         # every due rule runs (tests compare the two).
@@ -376,6 +384,7 @@ class Engine:
         state.status, state.plan, state.mrr = status, plan, mrr
         if status == "cancelled":
             self.book.close_all(customer_id, at, "customer cancelled")
+            state.warnings = None
             return
         self._touch(state, _BILLING)
         self._evaluate_now("subscription", state, at)
@@ -415,7 +424,7 @@ class Engine:
         day = int(at // SECONDS_PER_DAY)
         ctx = self._context(day)
         for rule in rules:
-            recheck = self._judge(rule, state.customer_id, state, ctx, at)
+            recheck = self._judge(rule, state, ctx, at)
             if recheck is not None and recheck > day:
                 self._schedule(recheck, state, rule)
 
@@ -428,32 +437,30 @@ class Engine:
         entry[state] = entry.get(state, 0) | self._rule_bits[rule.name]
 
     def _judge(
-        self,
-        rule: Rule,
-        customer_id: str,
-        state: CustomerState,
-        ctx: Context,
-        at: float,
+        self, rule: Rule, state: CustomerState, ctx: Context, at: float
     ) -> int | None:
         """Run one rule for one customer; return the day it wants to look again."""
-        warning = self.book.get(customer_id, rule.name)
+        open_now = state.warnings
+        warning = open_now.get(rule.name) if open_now else None
         if warning is not None and at < warning.opened_at:
             return None
         finding = detect(rule, state, ctx, warning)
         if finding.fire is None or (finding.fire is False and warning is None):
             return finding.recheck_day
-        return self._settle(rule, customer_id, warning, finding, at)
+        return self._settle(rule, state, warning, finding, at)
 
     def _settle(
         self,
         rule: Rule,
-        customer_id: str,
+        state: CustomerState,
         warning: ChurnWarning | None,
         finding: Finding,
         at: float,
     ) -> int | None:
         """Apply a finding that changes or refreshes a warning."""
-        change = self.book.apply(rule, customer_id, finding, at)
+        change = self.book.apply(rule, state.customer_id, finding, at)
+        if change is not None:
+            state.warnings = self.book.by_customer.get(state.customer_id)
         # Given an open warning and a clear finding, no change means it was held.
         if warning is not None and finding.fire is False and change is None:
             # Held by min_open_days; look again once that has passed.
@@ -507,27 +514,25 @@ class Engine:
         """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        open_by = self.book.by_customer
         table = self._due
-        masks = self._masks
+        mask_list = self._mask_list
         skip = self.skip_quiet
         idle = self._idle_bits() if skip else 0
         gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         settled = min((oldest for oldest, _ in gates), default=day)
         for state, mask in due:
-            customer_id = state.customer_id
             if not state.dirty:
                 state.dirty = True
                 self._changed.append(state)
             if state.status == "cancelled":
                 continue
-            open_now = open_by.get(customer_id)
+            open_now = state.warnings
             if open_now or state.first_day > settled:
                 mask &= ~self._quiet_bits(state.first_day, open_now, idle, gates)
             else:
                 mask &= ~idle
-            selected = masks.get(mask)
+            selected = mask_list[mask] if mask < len(mask_list) else None
             if selected is None:
                 selected = self._selected(mask)
             for rule, bit in selected:
@@ -535,7 +540,7 @@ class Engine:
                 finding = detect(rule, state, ctx, warning)
                 fire = finding.fire
                 if fire or (fire is False and warning is not None):
-                    recheck = self._settle(rule, customer_id, warning, finding, at)
+                    recheck = self._settle(rule, state, warning, finding, at)
                 else:
                     recheck = finding.recheck_day
                 if recheck is not None and recheck > day:
@@ -584,6 +589,8 @@ class Engine:
                 for i, rule in enumerate(self.rules.rules)
                 if mask >> i & 1
             ]
+            if mask < len(self._mask_list):
+                self._mask_list[mask] = selected
         return selected
 
     def _update_guard(self, day: int) -> None:

@@ -295,6 +295,7 @@ def _restore_customer(
                 evidence,
             )
         )
+    state.warnings = engine.book.by_customer.get(customer_id)
     for day, names in due:
         mask = sum(bits.get(name, 0) for name in names)
         if mask and (open_day is None or day >= open_day):

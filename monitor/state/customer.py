@@ -196,9 +196,13 @@ class CustomerState:
     recent_ids: dict[str, int] | None = None
     # The engine's bookkeeping, so that the hot path reads the state it already
     # holds instead of looking the customer up again in engine-wide tables:
-    # the id it is filed under, the latest day of its recent ids, what it did
-    # on the open day (bits) and whether it changed since the last checkpoint.
+    # the id it is filed under, its open warnings, the latest day of its recent
+    # ids, what it did on the open day (bits) and whether it changed since the
+    # last checkpoint.
     customer_id: str = ""
+    # The customer's open warnings as the engine's warning book holds them
+    # (rule -> warning), or None when it has none; refreshed on every change.
+    warnings: dict[str, Any] | None = None
     ids_max_day: int = -1
     touched: int = 0
     dirty: bool = False

@@ -61,6 +61,16 @@ def test_restore_from_incremental_checkpoints_continues_identically(
     assert first.records[:kept] + second.records == whole.records
     assert _signature(second.engine) == _signature(whole.engine)
     assert second.engine.summary() == whole.engine.summary()
+    _assert_states_see_their_warnings(second.engine)
+    _assert_states_see_their_warnings(whole.engine)
+
+
+def _assert_states_see_their_warnings(engine: Engine) -> None:
+    """Each state's reference to its open warnings is the book's own table."""
+    book = engine.book.by_customer
+    for customer_id, state in engine.customers.items():
+        assert state.customer_id == customer_id
+        assert state.warnings is book.get(customer_id)
 
 
 def test_restore_keeps_held_events_and_duplicate_memory(
