@@ -28,7 +28,14 @@ from monitor.decode.records import (
     UsageEvent,
 )
 from monitor.engine.accounting import ACTIVE_STATUSES, ChurnLedger, FeedbackStats
-from monitor.engine.detectors import Context, Release, detect, quiet_below_age
+from monitor.engine.detectors import (
+    Context,
+    Release,
+    detect,
+    quiet_below_age,
+    quiet_while_active,
+    silence_reaches,
+)
 from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
 from monitor.engine.loader import RuleSet
 from monitor.engine.schema import IgnoredFeatureRule, Rule
@@ -121,6 +128,14 @@ class Engine:
         # Leave out rules whose detectors cannot fire for a customer today; off,
         # every due rule runs (tests compare the two).
         self.skip_quiet = True
+        # Rules left uncalled for an active customer without their warning
+        # while a recheck of theirs is pending (see quiet_while_active).
+        self._absence_rules = [
+            (rule, 1 << i)
+            for i, rule in enumerate(rules.rules)
+            if quiet_while_active(rule)
+        ]
+        self.absence_bits = sum(bit for _, bit in self._absence_rules)
         # (bit, age): rules quiet for a customer younger than age days.
         self._age_gates = [
             (1 << i, age)
@@ -381,13 +396,26 @@ class Engine:
             state.downgraded_at = at
         elif status in ("upgraded", "started", "reactivated"):
             state.upgraded_at = at
+        resumed = state.status == "cancelled" and status != "cancelled"
         state.status, state.plan, state.mrr = status, plan, mrr
+        if resumed:
+            self._resume_absence(state, day)
         if status == "cancelled":
             self.book.close_all(customer_id, at, "customer cancelled")
             state.warnings = None
             return
         self._touch(state, _BILLING)
         self._evaluate_now("subscription", state, at)
+
+    def _resume_absence(self, state: CustomerState, day: int) -> None:
+        """Ask the inactivity rules to look again at a customer back from a
+        cancellation: its rechecks fell while it was cancelled, and a customer
+        who does not use the product again would otherwise never be judged.
+        """
+        for rule, bit in self._absence_rules:
+            recheck = silence_reaches(rule, state)
+            if recheck > day:
+                self._recheck(state, recheck, bit, bit)
 
     def _apply_release(self, event: ReleaseEvent, day: int) -> None:
         release = Release(event.feature, day, event.plans)
@@ -494,6 +522,11 @@ class Engine:
         customer order."""
         touched, self._touched = self._touched, []
         due = self._due.pop(day, {})
+        absence = self.absence_bits
+        if absence:
+            for state, mask in due.items():
+                if mask & absence:
+                    state.recheck_bits &= ~mask
         if day in self._release_passes:
             self._release_passes.discard(day)
             every = (1 << len(self.rules.rules)) - 1
@@ -508,16 +541,17 @@ class Engine:
         """Run the due rules of each customer, in customer order, and reschedule.
 
         The engine's hot loop, written for the compiler: typed locals and direct
-        calls (a method bound to a local would be called through Python). A
-        recheck is written straight into the table instead of through
-        ``_schedule``; every customer here is marked changed first.
+        calls (a method bound to a local would be called through Python). Every
+        customer here is marked changed first, so a recheck goes straight into
+        the table instead of through ``_schedule``. An inactivity rule is left
+        out for a customer active today while a recheck of it is pending.
         """
         ctx = self._context(day)
         at = float((day + 1) * SECONDS_PER_DAY)
-        table = self._due
         mask_list = self._mask_list
         skip = self.skip_quiet
         idle = self._idle_bits() if skip else 0
+        absence = self.absence_bits if skip else 0
         gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         settled = min((oldest for oldest, _ in gates), default=day)
@@ -528,10 +562,13 @@ class Engine:
             if state.status == "cancelled":
                 continue
             open_now = state.warnings
+            quiet = idle
+            if state.last_usage_day == day:
+                quiet |= state.recheck_bits & absence
             if open_now or state.first_day > settled:
-                mask &= ~self._quiet_bits(state.first_day, open_now, idle, gates)
+                mask &= ~self._quiet_bits(state.first_day, open_now, quiet, gates)
             else:
-                mask &= ~idle
+                mask &= ~quiet
             selected = mask_list[mask] if mask < len(mask_list) else None
             if selected is None:
                 selected = self._selected(mask)
@@ -544,10 +581,16 @@ class Engine:
                 else:
                     recheck = finding.recheck_day
                 if recheck is not None and recheck > day:
-                    entry = table.get(recheck)
-                    if entry is None:
-                        entry = table[recheck] = {}
-                    entry[state] = entry.get(state, 0) | bit
+                    self._recheck(state, recheck, bit, absence)
+
+    def _recheck(self, state: CustomerState, day: int, bit: int, absence: int) -> None:
+        """Put a rule's recheck into the table; note it if of the inactivity kind."""
+        entry = self._due.get(day)
+        if entry is None:
+            entry = self._due[day] = {}
+        entry[state] = entry.get(state, 0) | bit
+        if bit & absence:
+            state.recheck_bits |= bit
 
     def _idle_bits(self) -> int:
         """Return the rules quiet today for every customer without their warning.

@@ -301,3 +301,4 @@ def _restore_customer(
         if mask and (open_day is None or day >= open_day):
             entry = engine._due.setdefault(day, {})
             entry[state] = entry.get(state, 0) | mask
+            state.recheck_bits |= mask & engine.absence_bits

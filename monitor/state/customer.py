@@ -204,6 +204,8 @@ class CustomerState:
     # (rule -> warning), or None when it has none; refreshed on every change.
     warnings: dict[str, Any] | None = None
     ids_max_day: int = -1
+    # Rules of the inactivity kind with a recheck waiting in the engine's table.
+    recheck_bits: int = 0
     touched: int = 0
     dirty: bool = False
 

@@ -17,6 +17,8 @@ from monitor.engine.detectors.usage import (
     declining_usage,
     inactivity,
     quiet_below_age,
+    quiet_while_active,
+    silence_reaches,
     threshold,
 )
 from monitor.engine.lifecycle import ChurnWarning, Finding
@@ -31,7 +33,14 @@ from monitor.engine.schema import (
 )
 from monitor.state.customer import CustomerState
 
-__all__ = ["Context", "Release", "detect", "quiet_below_age"]
+__all__ = [
+    "Context",
+    "Release",
+    "detect",
+    "quiet_below_age",
+    "quiet_while_active",
+    "silence_reaches",
+]
 
 
 def detect(

@@ -25,7 +25,14 @@ from monitor.state.customer import (
     DayCounts,
 )
 
-__all__ = ["declining_usage", "inactivity", "quiet_below_age", "threshold"]
+__all__ = [
+    "declining_usage",
+    "inactivity",
+    "quiet_below_age",
+    "quiet_while_active",
+    "silence_reaches",
+    "threshold",
+]
 
 
 def declining_usage(
@@ -212,6 +219,26 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def quiet_while_active(rule: Any) -> bool:
+    """Say whether a run for an active customer without the rule's warning only
+    asks to look again, at a day that a recheck already pending cannot pass.
+
+    True of inactivity: on a day of use it asks for that day plus ``days``. A
+    recheck asked for earlier falls before that, and each run from it asks
+    for a day no later than the first day the silence can reach ``days``, so
+    the chain lands on that day and the new request adds nothing.
+    """
+    return isinstance(rule, InactivityRule)
+
+
+def silence_reaches(rule: Any, state: CustomerState) -> int:
+    """Return the day an inactivity rule asked for on the customer's last day of
+    use (the first day its silence can reach ``days``), or -1 if it never used."""
+    if state.last_usage_day < 0:
+        return -1
+    return int(state.last_usage_day + rule.days)
 
 
 def quiet_below_age(rule: Any) -> int:

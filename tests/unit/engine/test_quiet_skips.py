@@ -39,3 +39,42 @@ def test_declining_usage_judged_on_the_first_day_old_enough(
     h = Harness(default_rules).feed(busy + slow).until(60)
 
     assert h.opened("declining_usage", "c1")[0]["at"] == stamp(56, 0)
+
+
+def _both_ways(rules: RuleSet, lines: list[bytes], until: int) -> Harness:
+    """Feed the lines with and without skipping; return the skipping run."""
+    skipping = Harness(rules).feed(lines).until(until)
+    calling = Harness(rules)
+    calling.engine.skip_quiet = False
+    calling.feed(lines).until(until)
+
+    assert skipping.records == calling.records
+    return skipping
+
+
+def test_inactivity_fires_on_the_day_silence_reaches_its_days(
+    default_rules: RuleSet, make_event: EventFactory
+) -> None:
+    """Daily use to day 20: the recheck asked for on day 0 carries on to day 34."""
+    lines = [make_event("usage", day, 12) for day in range(21)]
+
+    h = _both_ways(default_rules, lines, 40)
+
+    assert h.opened("inactivity", "c1")[0]["at"] == stamp(35, 0)
+
+
+def test_inactivity_judged_after_a_cancellation_without_further_use(
+    default_rules: RuleSet, make_event: EventFactory
+) -> None:
+    """Back on day 30 without using the product again: the recheck pending for
+    day 28 fell while it was cancelled, the day-34 one still counts."""
+    lines = [make_event("subscription", 0, 8, status="started")]
+    lines += [make_event("usage", day, 12) for day in range(21)]
+    lines += [
+        make_event("subscription", 21, 9, status="cancelled"),
+        make_event("subscription", 30, 9, status="reactivated"),
+    ]
+
+    h = _both_ways(default_rules, lines, 40)
+
+    assert h.opened("inactivity", "c1")[0]["at"] == stamp(35, 0)
