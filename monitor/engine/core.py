@@ -511,15 +511,20 @@ class Engine:
     def _tick(self, day: int) -> None:
         """Judge a complete day: the guard, the due customers, the churn ledger."""
         self._update_guard(day)
-        self._judge_due(day, self._due_on(day))
+        # Customers are judged in the order they became due; the book hands
+        # their changes on in customer order, as a replay or a restart would.
+        self.book.hold()
+        try:
+            self._judge_due(day, self._due_on(day))
+        finally:
+            self.book.release()
 
         self.ledger.close_day(day)
         for listener in self.on_tick:
             listener(day)
 
-    def _due_on(self, day: int) -> list[tuple[CustomerState, int]]:
-        """Return (state, bit mask of the rules to run at the end of ``day``), in
-        customer order."""
+    def _due_on(self, day: int) -> dict[CustomerState, int]:
+        """Return customer -> bit mask of the rules to run at the end of ``day``."""
         touched, self._touched = self._touched, []
         due = self._due.pop(day, {})
         absence = self.absence_bits
@@ -535,10 +540,10 @@ class Engine:
         for state in touched:
             due[state] = due.get(state, 0) | rules_for[state.touched]
             state.touched = 0
-        return sorted(due.items(), key=_by_customer)
+        return due
 
-    def _judge_due(self, day: int, due: list[tuple[CustomerState, int]]) -> None:
-        """Run the due rules of each customer, in customer order, and reschedule.
+    def _judge_due(self, day: int, due: dict[CustomerState, int]) -> None:
+        """Run the due rules of each customer and reschedule.
 
         The engine's hot loop, written for the compiler: typed locals and direct
         calls (a method bound to a local would be called through Python). Every
@@ -555,7 +560,7 @@ class Engine:
         gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         settled = min((oldest for oldest, _ in gates), default=day)
-        for state, mask in due:
+        for state, mask in due.items():
             if not state.dirty:
                 state.dirty = True
                 self._changed.append(state)
@@ -700,10 +705,6 @@ class Engine:
             "customers": len(self.customers),
             "watermark": None if self.clock.watermark is None else self.clock.watermark,
         }
-
-
-def _by_customer(entry: tuple[CustomerState, int]) -> str:
-    return entry[0].customer_id
 
 
 def _day_of_date(value: Any) -> int:

@@ -72,6 +72,23 @@ class WarningBook:
         self.opened = 0
         self.resolved = 0
         self.on_change: list[Callable[[ChurnWarning, str], None]] = []
+        # Changes held back by ``hold`` until ``release``, in the order made.
+        self._held: list[tuple[str, ChurnWarning, str, dict[str, Any]]] | None = None
+
+    def hold(self) -> None:
+        """Keep the changes from now on until ``release``."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Deliver the held changes ordered by customer, each customer's in the
+        order they were made (a day end judges customers in any order, but its
+        records come out the same every time)."""
+        held, self._held = self._held, None
+        if held:
+            held.sort(key=_by_customer)
+            for _, warning, status, record in held:
+                self._deliver(warning, status, record)
 
     def open_for(self, customer_id: str) -> dict[str, ChurnWarning]:
         return self._open.get(customer_id, {})
@@ -154,23 +171,34 @@ class WarningBook:
         logger.debug(
             "warning %s: customer=%s rule=%s", status, warning.customer_id, warning.rule
         )
-        self._sink(
-            {
-                "customer_id": warning.customer_id,
-                "rule": warning.rule,
-                "kind": warning.kind,
-                "status": status,
-                "at": format_time(at),
-                "severity": warning.severity,
-                "evidence": evidence,
-                "action": warning.action,
-                "id": warning.id,
-                "health_score": self.health(warning.customer_id),
-            }
-        )
+        record = {
+            "customer_id": warning.customer_id,
+            "rule": warning.rule,
+            "kind": warning.kind,
+            "status": status,
+            "at": format_time(at),
+            "severity": warning.severity,
+            "evidence": evidence,
+            "action": warning.action,
+            "id": warning.id,
+            "health_score": self.health(warning.customer_id),
+        }
+        if self._held is not None:
+            self._held.append((warning.customer_id, warning, status, record))
+        else:
+            self._deliver(warning, status, record)
+
+    def _deliver(
+        self, warning: ChurnWarning, status: str, record: dict[str, Any]
+    ) -> None:
+        self._sink(record)
         for listener in self.on_change:
             listener(warning, status)
 
 
 def _by_rule(warning: ChurnWarning) -> str:
     return warning.rule
+
+
+def _by_customer(change: tuple[str, ChurnWarning, str, dict[str, Any]]) -> str:
+    return change[0]

@@ -97,3 +97,16 @@ def test_warning_ids_are_stable_and_shared_by_open_and_resolve(
     ids = {r["id"] for r in h.records if r["rule"] == "inactivity"}
     assert len(ids) == 1
     assert len(next(iter(ids))) == 20
+
+
+def test_day_end_records_come_in_customer_order(default_rules: RuleSet) -> None:
+    """Whatever order customers became due in, a day end's records are sorted
+    by customer and keep each customer's own order."""
+    names = ["m", "c", "x", "a"]
+    lines = [event("usage", 0, 8 + n, customer_id=name) for n, name in enumerate(names)]
+
+    h = Harness(default_rules).feed(lines).until(20)
+
+    opened = h.opened("inactivity")
+    assert [r["customer_id"] for r in opened] == sorted(names)
+    assert len({r["at"] for r in opened}) == 1
