@@ -32,6 +32,7 @@ from monitor.engine.detectors import (
     Context,
     Release,
     detect,
+    kind_code,
     quiet_below_age,
     quiet_while_active,
     silence_reaches,
@@ -118,8 +119,8 @@ class Engine:
         self._changed: list[CustomerState] = []
         # Mask -> the rules and bits it names: a list indexed by mask where the
         # rule set is small enough (a dict would box every mask it is asked).
-        self._masks: dict[int, list[tuple[Rule, int]]] = {}
-        self._mask_list: list[list[tuple[Rule, int]] | None] = (
+        self._masks: dict[int, list[tuple[Rule, int, int]]] = {}
+        self._mask_list: list[list[tuple[Rule, int, int]] | None] = (
             [None] * (1 << len(rules.rules))
             if len(rules.rules) <= _MASK_LIST_RULES
             else []
@@ -486,7 +487,7 @@ class Engine:
         at: float,
     ) -> int | None:
         """Apply a finding that changes or refreshes a warning."""
-        change = self.book.apply(rule, state.customer_id, finding, at)
+        change = self.book.apply_to(rule, state.customer_id, warning, finding, at)
         if change is not None:
             state.warnings = self.book.by_customer.get(state.customer_id)
         # Given an open warning and a clear finding, no change means it was held.
@@ -577,9 +578,9 @@ class Engine:
             selected = mask_list[mask] if mask < len(mask_list) else None
             if selected is None:
                 selected = self._selected(mask)
-            for rule, bit in selected:
+            for rule, bit, code in selected:
                 warning = open_now.get(rule.name) if open_now else None
-                finding = detect(rule, state, ctx, warning)
+                finding = detect(rule, state, ctx, warning, code)
                 fire = finding.fire
                 if fire or (fire is False and warning is not None):
                     recheck = self._settle(rule, state, warning, finding, at)
@@ -628,12 +629,13 @@ class Engine:
                 quiet &= ~self._rule_bits.get(name, 0)
         return quiet
 
-    def _selected(self, mask: int) -> list[tuple[Rule, int]]:
-        """Return the rules and bits named by a mask, cached per mask."""
+    def _selected(self, mask: int) -> list[tuple[Rule, int, int]]:
+        """Return the rules named by a mask with their bits and kind codes,
+        cached per mask."""
         selected = self._masks.get(mask)
         if selected is None:
             selected = self._masks[mask] = [
-                (rule, 1 << i)
+                (rule, 1 << i, kind_code(rule))
                 for i, rule in enumerate(self.rules.rules)
                 if mask >> i & 1
             ]

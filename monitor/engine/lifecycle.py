@@ -118,7 +118,19 @@ class WarningBook:
         self, rule: Any, customer_id: str, finding: Finding, at: float
     ) -> str | None:
         """Open, keep or resolve the rule's warning; return the change made."""
-        warning = self.get(customer_id, rule.name)
+        return self.apply_to(
+            rule, customer_id, self.get(customer_id, rule.name), finding, at
+        )
+
+    def apply_to(
+        self,
+        rule: Any,
+        customer_id: str,
+        warning: ChurnWarning | None,
+        finding: Finding,
+        at: float,
+    ) -> str | None:
+        """``apply`` for a caller who holds the rule's open warning (or None)."""
         if finding.fire is True:
             if warning is not None:
                 warning.evidence = finding.evidence
