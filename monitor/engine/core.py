@@ -157,9 +157,13 @@ class Engine:
         self._outage: set[int] = set()
         self._outage_frozen: frozenset[int] = frozenset()
         self.guard_active = False
-        self._instant: dict[str, list[Rule]] = {
-            "feedback": [r for r in rules.rules if r.kind == "negative_feedback"],
-            "subscription": [r for r in rules.rules if r.kind == "billing_risk"],
+        self._instant: dict[str, list[tuple[Rule, int]]] = {
+            "feedback": [
+                (r, kind_code(r)) for r in rules.rules if r.kind == "negative_feedback"
+            ],
+            "subscription": [
+                (r, kind_code(r)) for r in rules.rules if r.kind == "billing_risk"
+            ],
         }
         self._new_feature_rules = [
             r
@@ -452,8 +456,8 @@ class Engine:
             return
         day = int(at // SECONDS_PER_DAY)
         ctx = self._context(day)
-        for rule in rules:
-            recheck = self._judge(rule, state, ctx, at)
+        for rule, code in rules:
+            recheck = self._judge(rule, code, state, ctx, at)
             if recheck is not None and recheck > day:
                 self._schedule(recheck, state, rule)
 
@@ -466,14 +470,14 @@ class Engine:
         entry[state] = entry.get(state, 0) | self._rule_bits[rule.name]
 
     def _judge(
-        self, rule: Rule, state: CustomerState, ctx: Context, at: float
+        self, rule: Rule, code: int, state: CustomerState, ctx: Context, at: float
     ) -> int | None:
         """Run one rule for one customer; return the day it wants to look again."""
         open_now = state.warnings
         warning = open_now.get(rule.name) if open_now else None
         if warning is not None and at < warning.opened_at:
             return None
-        finding = detect(rule, state, ctx, warning)
+        finding = detect(rule, state, ctx, warning, code)
         if finding.fire is None or (finding.fire is False and warning is None):
             return finding.recheck_day
         return self._settle(rule, state, warning, finding, at)
