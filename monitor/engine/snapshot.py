@@ -31,10 +31,18 @@ __all__ = ["FORMAT", "dump_customer", "dump_customers", "dump_engine", "restore"
 FORMAT = 1
 _EVENTS: tuple[type, ...] = (UsageEvent, FeedbackEvent, SubscriptionEvent, ReleaseEvent)
 _FIGURES = [f.name for f in fields(PeriodFigures)]
+_MAX_COUNT = 2**32 - 1
 
 
 def _counts(counts: DayCounts | None) -> tuple[int, bytes] | None:
-    return None if counts is None else (counts.base_day, counts.counts.tobytes())
+    """Pack a counter as 32-bit days; a count past that range is capped there."""
+    if counts is None:
+        return None
+    try:
+        packed = array("I", counts.counts)
+    except OverflowError:
+        packed = array("I", [min(n, _MAX_COUNT) for n in counts.counts])
+    return counts.base_day, packed.tobytes()
 
 
 def _uncounts(value: tuple[int, bytes] | None) -> DayCounts | None:
@@ -42,7 +50,7 @@ def _uncounts(value: tuple[int, bytes] | None) -> DayCounts | None:
         return None
     counts: array[int] = array("I")
     counts.frombytes(value[1])
-    return DayCounts(value[0], counts)
+    return DayCounts(value[0], counts.tolist())
 
 
 def _event(event: Event) -> tuple[Any, ...]:

@@ -10,9 +10,16 @@ from helpers import Harness
 
 from monitor.engine.core import Engine
 from monitor.engine.loader import RuleSet
-from monitor.engine.snapshot import dump_customer, dump_engine, restore
+from monitor.engine.snapshot import (
+    _counts,
+    _uncounts,
+    dump_customer,
+    dump_engine,
+    restore,
+)
 from monitor.settings import EngineSettings
 from monitor.simulate import simulate_lines
+from monitor.state.customer import DayCounts
 
 LINES = simulate_lines(80, 150, seed=11)
 
@@ -88,3 +95,15 @@ def test_restore_keeps_held_events_and_duplicate_memory(
 
     assert second.engine.stats.rejected == {"duplicate": 2}
     assert second.engine.sync_stats().applied == 2
+
+
+def test_day_counts_past_32_bits_are_capped_in_a_checkpoint() -> None:
+    counts = DayCounts(100)
+    counts.add(100, 2**33, 30)
+    counts.add(101, 7, 30)
+
+    restored = _uncounts(_counts(counts))
+
+    assert restored is not None
+    assert restored.base_day == 100
+    assert restored.counts == [2**32 - 1, 7]
