@@ -29,6 +29,7 @@ COMPILED = [
     "monitor/engine/detectors/common.py",
     "monitor/engine/detectors/features.py",
     "monitor/engine/detectors/feedback.py",
+    "monitor/engine/detectors/params.py",
     "monitor/engine/detectors/usage.py",
 ]
 

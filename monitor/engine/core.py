@@ -31,15 +31,16 @@ from monitor.engine.accounting import ACTIVE_STATUSES, ChurnLedger, FeedbackStat
 from monitor.engine.detectors import (
     Context,
     Release,
+    RuleParams,
     detect,
-    kind_code,
+    params_for,
     quiet_below_age,
     quiet_while_active,
     silence_reaches,
 )
 from monitor.engine.lifecycle import ChurnWarning, Finding, RecordSink, WarningBook
 from monitor.engine.loader import RuleSet
-from monitor.engine.schema import IgnoredFeatureRule, Rule
+from monitor.engine.schema import IgnoredFeatureRule
 from monitor.settings import EngineSettings
 from monitor.state.clock import EventClock
 from monitor.state.customer import SECONDS_PER_DAY, CustomerState, DayCounts
@@ -119,13 +120,15 @@ class Engine:
         self._changed: list[CustomerState] = []
         # Mask -> the rules and bits it names: a list indexed by mask where the
         # rule set is small enough (a dict would box every mask it is asked).
-        self._masks: dict[int, list[tuple[Rule, int, int]]] = {}
-        self._mask_list: list[list[tuple[Rule, int, int]] | None] = (
+        self._masks: dict[int, list[tuple[RuleParams, int]]] = {}
+        self._mask_list: list[list[tuple[RuleParams, int]] | None] = (
             [None] * (1 << len(rules.rules))
             if len(rules.rules) <= _MASK_LIST_RULES
             else []
         )
         self._rule_bits = {rule.name: 1 << i for i, rule in enumerate(rules.rules)}
+        # The rules as the detectors read them, in the rule set's order.
+        self._params = [params_for(rule) for rule in rules.rules]
         # Leave out rules whose detectors cannot fire for a customer today; off,
         # every due rule runs (tests compare the two).
         self.skip_quiet = True
@@ -157,13 +160,9 @@ class Engine:
         self._outage: set[int] = set()
         self._outage_frozen: frozenset[int] = frozenset()
         self.guard_active = False
-        self._instant: dict[str, list[tuple[Rule, int]]] = {
-            "feedback": [
-                (r, kind_code(r)) for r in rules.rules if r.kind == "negative_feedback"
-            ],
-            "subscription": [
-                (r, kind_code(r)) for r in rules.rules if r.kind == "billing_risk"
-            ],
+        self._instant: dict[str, list[RuleParams]] = {
+            "feedback": [p for p in self._params if p.kind == "negative_feedback"],
+            "subscription": [p for p in self._params if p.kind == "billing_risk"],
         }
         self._new_feature_rules = [
             r
@@ -456,12 +455,12 @@ class Engine:
             return
         day = int(at // SECONDS_PER_DAY)
         ctx = self._context(day)
-        for rule, code in rules:
-            recheck = self._judge(rule, code, state, ctx, at)
+        for rule in rules:
+            recheck = self._judge(rule, state, ctx, at)
             if recheck is not None and recheck > day:
                 self._schedule(recheck, state, rule)
 
-    def _schedule(self, day: int, state: CustomerState, rule: Rule) -> None:
+    def _schedule(self, day: int, state: CustomerState, rule: RuleParams) -> None:
         """Ask for a rule to run again for a customer on a day."""
         self._mark(state)
         entry = self._due.get(day)
@@ -470,21 +469,21 @@ class Engine:
         entry[state] = entry.get(state, 0) | self._rule_bits[rule.name]
 
     def _judge(
-        self, rule: Rule, code: int, state: CustomerState, ctx: Context, at: float
+        self, rule: RuleParams, state: CustomerState, ctx: Context, at: float
     ) -> int | None:
         """Run one rule for one customer; return the day it wants to look again."""
         open_now = state.warnings
         warning = open_now.get(rule.name) if open_now else None
         if warning is not None and at < warning.opened_at:
             return None
-        finding = detect(rule, state, ctx, warning, code)
+        finding = detect(rule, state, ctx, warning)
         if finding.fire is None or (finding.fire is False and warning is None):
             return finding.recheck_day
         return self._settle(rule, state, warning, finding, at)
 
     def _settle(
         self,
-        rule: Rule,
+        rule: RuleParams,
         state: CustomerState,
         warning: ChurnWarning | None,
         finding: Finding,
@@ -582,9 +581,9 @@ class Engine:
             selected = mask_list[mask] if mask < len(mask_list) else None
             if selected is None:
                 selected = self._selected(mask)
-            for rule, bit, code in selected:
+            for rule, bit in selected:
                 warning = open_now.get(rule.name) if open_now else None
-                finding = detect(rule, state, ctx, warning, code)
+                finding = detect(rule, state, ctx, warning)
                 fire = finding.fire
                 if fire or (fire is False and warning is not None):
                     recheck = self._settle(rule, state, warning, finding, at)
@@ -633,15 +632,12 @@ class Engine:
                 quiet &= ~self._rule_bits.get(name, 0)
         return quiet
 
-    def _selected(self, mask: int) -> list[tuple[Rule, int, int]]:
-        """Return the rules named by a mask with their bits and kind codes,
-        cached per mask."""
+    def _selected(self, mask: int) -> list[tuple[RuleParams, int]]:
+        """Return the rules named by a mask with their bits, cached per mask."""
         selected = self._masks.get(mask)
         if selected is None:
             selected = self._masks[mask] = [
-                (rule, 1 << i, kind_code(rule))
-                for i, rule in enumerate(self.rules.rules)
-                if mask >> i & 1
+                (rule, 1 << i) for i, rule in enumerate(self._params) if mask >> i & 1
             ]
             if mask < len(self._mask_list):
                 self._mask_list[mask] = selected

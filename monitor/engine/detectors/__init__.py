@@ -7,12 +7,29 @@ One module per family of kinds; this one dispatches a rule to its detector.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from monitor.engine.detectors.billing import billing_risk
 from monitor.engine.detectors.common import Context, Release
 from monitor.engine.detectors.features import ignored_feature
 from monitor.engine.detectors.feedback import negative_feedback, vanishing_feedback
+from monitor.engine.detectors.params import (
+    BILLING_RISK,
+    DECLINING_USAGE,
+    IGNORED_FEATURE,
+    INACTIVITY,
+    NEGATIVE_FEEDBACK,
+    VANISHING_FEEDBACK,
+    BillingRiskParams,
+    DecliningUsageParams,
+    IgnoredFeatureParams,
+    InactivityParams,
+    NegativeFeedbackParams,
+    RuleParams,
+    ThresholdParams,
+    VanishingFeedbackParams,
+    params_for,
+)
 from monitor.engine.detectors.usage import (
     declining_usage,
     inactivity,
@@ -22,74 +39,47 @@ from monitor.engine.detectors.usage import (
     threshold,
 )
 from monitor.engine.lifecycle import ChurnWarning, Finding
-from monitor.engine.schema import (
-    BillingRiskRule,
-    DecliningUsageRule,
-    IgnoredFeatureRule,
-    InactivityRule,
-    NegativeFeedbackRule,
-    ThresholdRule,
-    VanishingFeedbackRule,
-)
 from monitor.state.customer import CustomerState
 
 __all__ = [
     "Context",
     "Release",
+    "RuleParams",
     "detect",
-    "kind_code",
+    "params_for",
     "quiet_below_age",
     "quiet_while_active",
     "silence_reaches",
 ]
 
 
-# The rule classes in the order of their codes. An isinstance test against a
-# pydantic class goes through its metaclass, so the engine works out each
-# rule's code once and dispatches on that small int.
-_KINDS: tuple[type, ...] = (
-    InactivityRule,
-    IgnoredFeatureRule,
-    DecliningUsageRule,
-    NegativeFeedbackRule,
-    VanishingFeedbackRule,
-    BillingRiskRule,
-    ThresholdRule,
-)
-
-
-def kind_code(rule: Any) -> int:
-    """Return the code of the rule's kind, for ``detect``."""
-    for code, cls in enumerate(_KINDS):
-        if isinstance(rule, cls):
-            return code
-    raise TypeError(f"no detector for rule kind {getattr(rule, 'kind', rule)!r}")
-
-
 def detect(
-    rule: Any,
+    rule: RuleParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,
-    code: int = -1,
 ) -> Finding:
-    """Run the detector of the rule's kind (``code`` from ``kind_code`` if known).
+    """Run the detector of the rule's kind.
 
-    Plain branches rather than a table of functions: compiled, each branch is a
-    direct call, while calling a function held in a table goes through Python.
+    Plain branches on the kind code rather than a table of functions: compiled,
+    each branch is a direct call, while calling a function held in a table goes
+    through Python.
     """
-    if code < 0:
-        code = kind_code(rule)
-    if code == 0:
-        return inactivity(rule, state, ctx, warning)
-    if code == 1:
-        return ignored_feature(rule, state, ctx, warning)
-    if code == 2:
-        return declining_usage(rule, state, ctx, warning)
-    if code == 3:
-        return negative_feedback(rule, state, ctx, warning)
-    if code == 4:
-        return vanishing_feedback(rule, state, ctx, warning)
-    if code == 5:
-        return billing_risk(rule, state, ctx, warning)
-    return threshold(rule, state, ctx, warning)
+    code = rule.code
+    if code == INACTIVITY:
+        return inactivity(cast(InactivityParams, rule), state, ctx, warning)
+    if code == IGNORED_FEATURE:
+        return ignored_feature(cast(IgnoredFeatureParams, rule), state, ctx, warning)
+    if code == DECLINING_USAGE:
+        return declining_usage(cast(DecliningUsageParams, rule), state, ctx, warning)
+    if code == NEGATIVE_FEEDBACK:
+        return negative_feedback(
+            cast(NegativeFeedbackParams, rule), state, ctx, warning
+        )
+    if code == VANISHING_FEEDBACK:
+        return vanishing_feedback(
+            cast(VanishingFeedbackParams, rule), state, ctx, warning
+        )
+    if code == BILLING_RISK:
+        return billing_risk(cast(BillingRiskParams, rule), state, ctx, warning)
+    return threshold(cast(ThresholdParams, rule), state, ctx, warning)

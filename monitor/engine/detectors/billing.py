@@ -6,10 +6,8 @@ from monitor.engine.detectors.common import (
     QUIET,
     Context,
 )
+from monitor.engine.detectors.params import BillingRiskParams
 from monitor.engine.lifecycle import ChurnWarning, Finding
-from monitor.engine.schema import (
-    BillingRiskRule,
-)
 from monitor.state.customer import (
     CustomerState,
 )
@@ -18,7 +16,7 @@ __all__ = ["billing_risk"]
 
 
 def billing_risk(
-    rule: BillingRiskRule,
+    rule: BillingRiskParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,

@@ -7,10 +7,8 @@ from monitor.engine.detectors.common import (
     Context,
     quiet_until,
 )
+from monitor.engine.detectors.params import IgnoredFeatureParams
 from monitor.engine.lifecycle import ChurnWarning, Finding
-from monitor.engine.schema import (
-    IgnoredFeatureRule,
-)
 from monitor.state.customer import (
     CustomerState,
 )
@@ -19,7 +17,7 @@ __all__ = ["ignored_feature"]
 
 
 def _ignored_new(
-    rule: IgnoredFeatureRule, state: CustomerState, ctx: Context
+    rule: IgnoredFeatureParams, state: CustomerState, ctx: Context
 ) -> tuple[list[str], int | None]:
     ignored: list[str] = []
     recheck: int | None = None
@@ -40,7 +38,7 @@ def _ignored_new(
 
 
 def _abandoned(
-    rule: IgnoredFeatureRule, state: CustomerState, ctx: Context
+    rule: IgnoredFeatureParams, state: CustomerState, ctx: Context
 ) -> tuple[list[str], int | None]:
     abandoned: list[str] = []
     recheck: int | None = None
@@ -70,7 +68,7 @@ def _abandoned(
 
 
 def ignored_feature(
-    rule: IgnoredFeatureRule,
+    rule: IgnoredFeatureParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,

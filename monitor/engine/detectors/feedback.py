@@ -10,11 +10,11 @@ from monitor.engine.detectors.common import (
     QUIET,
     Context,
 )
-from monitor.engine.lifecycle import ChurnWarning, Finding
-from monitor.engine.schema import (
-    NegativeFeedbackRule,
-    VanishingFeedbackRule,
+from monitor.engine.detectors.params import (
+    NegativeFeedbackParams,
+    VanishingFeedbackParams,
 )
+from monitor.engine.lifecycle import ChurnWarning, Finding
 from monitor.state.customer import (
     CustomerState,
     feedback_limits,
@@ -25,7 +25,7 @@ __all__ = ["negative_feedback", "vanishing_feedback"]
 
 
 def vanishing_feedback(
-    rule: VanishingFeedbackRule,
+    rule: VanishingFeedbackParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,
@@ -64,7 +64,7 @@ def vanishing_feedback(
     return Finding(True, evidence)
 
 
-def _negatives(rule: NegativeFeedbackRule, packed: list[int]) -> list[int]:
+def _negatives(rule: NegativeFeedbackParams, packed: list[int]) -> list[int]:
     """Return the packed responses that count as negative under the rule."""
     if rule.max_score is None and rule.max_sentiment is None:
         return packed
@@ -75,7 +75,7 @@ def _negatives(rule: NegativeFeedbackRule, packed: list[int]) -> list[int]:
 
 
 def negative_feedback(
-    rule: NegativeFeedbackRule,
+    rule: NegativeFeedbackParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,

@@ -14,6 +14,11 @@ from monitor.engine.detectors.common import (
     quiet_until,
     window,
 )
+from monitor.engine.detectors.params import (
+    DecliningUsageParams,
+    InactivityParams,
+    ThresholdParams,
+)
 from monitor.engine.lifecycle import ChurnWarning, Finding
 from monitor.engine.schema import (
     DecliningUsageRule,
@@ -36,7 +41,7 @@ __all__ = [
 
 
 def declining_usage(
-    rule: DecliningUsageRule,
+    rule: DecliningUsageParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,
@@ -93,7 +98,7 @@ def declining_usage(
 
 
 def _rates(
-    rule: DecliningUsageRule, recent_rate: float, base_rate: float
+    rule: DecliningUsageParams, recent_rate: float, base_rate: float
 ) -> dict[str, Any]:
     """Return the evidence of a comparison; built only when a warning may change."""
     return {
@@ -135,7 +140,7 @@ def _describe_drop(
 
 
 def inactivity(
-    rule: InactivityRule,
+    rule: InactivityParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,
@@ -164,7 +169,7 @@ def inactivity(
 
 
 def threshold(
-    rule: ThresholdRule,
+    rule: ThresholdParams,
     state: CustomerState,
     ctx: Context,
     warning: ChurnWarning | None,
@@ -196,7 +201,7 @@ def threshold(
     )
 
 
-def _metric(rule: ThresholdRule, state: CustomerState, day: int) -> float | None:
+def _metric(rule: ThresholdParams, state: CustomerState, day: int) -> float | None:
     first = day - rule.window_days + 1
     counts = counts_for(state, rule.match, rule.measure)
     total = counts.total(first, day) if counts is not None else 0
