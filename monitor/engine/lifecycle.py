@@ -42,7 +42,8 @@ class Finding:
         self.recheck_day = recheck_day
 
 
-@dataclass(slots=True)
+# A written __init__, as for Finding: the generated one is interpreted.
+@dataclass(slots=True, init=False)
 class ChurnWarning:
     """An open warning for one customer and one rule."""
 
@@ -55,6 +56,28 @@ class ChurnWarning:
     action: str
     opened_at: float
     evidence: dict[str, Any]
+
+    def __init__(
+        self,
+        id: str,
+        customer_id: str,
+        rule: str,
+        kind: str,
+        severity: str,
+        weight: int,
+        action: str,
+        opened_at: float,
+        evidence: dict[str, Any],
+    ) -> None:
+        self.id = id
+        self.customer_id = customer_id
+        self.rule = rule
+        self.kind = kind
+        self.severity = severity
+        self.weight = weight
+        self.action = action
+        self.opened_at = opened_at
+        self.evidence = evidence
 
 
 def warning_id(customer_id: str, rule: str, opened_at: float) -> str:

@@ -50,7 +50,9 @@ class Release:
     plans: tuple[str, ...] | None
 
 
-@dataclass(slots=True)
+# A written __init__ (see records): one is made per day end and per feedback
+# or subscription event.
+@dataclass(slots=True, init=False)
 class Context:
     """What detectors may know beyond the customer: the day and the population."""
 
@@ -59,6 +61,20 @@ class Context:
     outage_days: frozenset[int] = frozenset()
     releases: dict[str, tuple[Release, ...]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        day: int,
+        guard_active: bool = False,
+        outage_days: frozenset[int] = frozenset(),
+        releases: dict[str, tuple[Release, ...]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.day = day
+        self.guard_active = guard_active
+        self.outage_days = outage_days
+        self.releases = {} if releases is None else releases
+        self.extra = {} if extra is None else extra
 
 
 def counts_for(
