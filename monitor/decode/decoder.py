@@ -7,7 +7,6 @@ unit test holds the two to the same verdicts. Never raises on bad input.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -89,16 +88,24 @@ def parse_time(value: object) -> float:
     return epoch
 
 
+# A day end judges many customers at one instant, so the same second is
+# formatted over and over: a small table saves the strftime (a dict, not
+# lru_cache, whose wrapper a compiled caller reaches through Python).
+_FORMATTED: Final[dict[int, str]] = {}
+_FORMATTED_MAX: Final = 64
+
+
 def format_time(epoch: float) -> str:
     """Format epoch seconds as RFC 3339 UTC with a ``Z``, to the second."""
-    return _format_second(int(epoch))
-
-
-# A day end judges many customers at one instant, so the same second is
-# formatted over and over: a small cache saves the strftime.
-@functools.lru_cache(maxsize=8)
-def _format_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    second = int(epoch)
+    text = _FORMATTED.get(second)
+    if text is None:
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()
+        text = _FORMATTED[second] = time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)
+        )
+    return text
 
 
 def _text(

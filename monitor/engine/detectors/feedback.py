@@ -17,7 +17,6 @@ from monitor.engine.detectors.params import (
 from monitor.engine.lifecycle import ChurnWarning, Finding
 from monitor.state.customer import (
     CustomerState,
-    feedback_limits,
     unpack_feedback,
 )
 
@@ -68,7 +67,7 @@ def _negatives(rule: NegativeFeedbackParams, packed: list[int]) -> list[int]:
     """Return the packed responses that count as negative under the rule."""
     if rule.max_score is None and rule.max_sentiment is None:
         return packed
-    score_top, sentiment_top = feedback_limits(rule.max_score, rule.max_sentiment)
+    score_top, sentiment_top = rule.score_top, rule.sentiment_top
     return [
         p for p in packed if (p >> 8) & 0xFF <= score_top or p & 0xFF <= sentiment_top
     ]

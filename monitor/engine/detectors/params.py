@@ -23,6 +23,7 @@ from monitor.engine.schema import (
     UsageMatch,
     VanishingFeedbackRule,
 )
+from monitor.state.customer import feedback_limits
 
 __all__ = [
     "BillingRiskParams",
@@ -100,6 +101,10 @@ class NegativeFeedbackParams(RuleParams):
         self.max_sentiment: float | None = rule.max_sentiment
         self.min_count: int = rule.min_count
         self.window_days: int = rule.window_days
+        # The highest packed score and sentiment codes that count as negative.
+        self.score_top, self.sentiment_top = feedback_limits(
+            rule.max_score, rule.max_sentiment
+        )
 
 
 class VanishingFeedbackParams(RuleParams):
