@@ -30,12 +30,12 @@ from monitor.decode.records import (
 
 __all__ = ["DEFAULT_MAX_BYTES", "decode", "format_time", "parse_time"]
 
-DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_MAX_BYTES: Final = 64 * 1024
 # Events outside these years are taken as broken clocks, not history.
-_MIN_EPOCH = 946_684_800.0  # 2000-01-01T00:00:00Z
-_MAX_EPOCH = 4_102_444_800.0  # 2100-01-01T00:00:00Z
-_MAX_TEXT = 256
-_MAX_COUNT = 1_000_000
+_MIN_EPOCH: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
+_MAX_EPOCH: Final = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_MAX_TEXT: Final = 256
+_MAX_COUNT: Final = 1_000_000
 _from_iso = datetime.fromisoformat
 # Names (actions, features, channels, plans) repeat across millions of events:
 # one shared copy each saves memory and makes dict lookups identity hits. A
@@ -268,7 +268,7 @@ def _release(obj: dict[str, Any]) -> ReleaseEvent:
     )
 
 
-_PARSERS: dict[object, Callable[[dict[str, Any]], Event]] = {
+_PARSERS: Final[dict[object, Callable[[dict[str, Any]], Event]]] = {
     "usage": _usage,
     "feedback": _feedback,
     "subscription": _subscription,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 __all__ = [
     "FEEDBACK_CHANNELS",
@@ -23,10 +24,10 @@ __all__ = [
 ]
 
 
-FEEDBACK_CHANNELS = frozenset(
+FEEDBACK_CHANNELS: Final = frozenset(
     {"survey", "nps", "csat", "support_ticket", "review", "social", "other"}
 )
-SUBSCRIPTION_STATUSES = frozenset(
+SUBSCRIPTION_STATUSES: Final = frozenset(
     {
         "started",
         "renewed",
@@ -39,7 +40,7 @@ SUBSCRIPTION_STATUSES = frozenset(
 )
 # Inclusive score range per channel: NPS 0-10, CSAT and reviews 1-5 stars,
 # every other channel a 0-10 scale.
-SCORE_RANGES: dict[str, tuple[float, float]] = {
+SCORE_RANGES: Final[dict[str, tuple[float, float]]] = {
     "nps": (0, 10),
     "csat": (1, 5),
     "review": (1, 5),

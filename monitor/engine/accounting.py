@@ -10,7 +10,7 @@ import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from monitor.state.customer import SECONDS_PER_DAY, DayCounts
 
@@ -26,10 +26,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PeriodKind = Literal["month", "week", "quarter"]
-ACTIVE_STATUSES = frozenset(
+ACTIVE_STATUSES: Final = frozenset(
     {"started", "renewed", "upgraded", "downgraded", "payment_failed", "reactivated"}
 )
-_EPOCH = date(1970, 1, 1)
+_EPOCH: Final = date(1970, 1, 1)
 
 
 def _date(day: int) -> date:

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Final
 
 from monitor.decode.decoder import decode
 from monitor.decode.records import (
@@ -49,14 +49,16 @@ __all__ = ["Engine", "EngineStats"]
 
 logger = logging.getLogger(__name__)
 
-_RECOVERY = {"renewed", "reactivated", "started", "upgraded"}
+_RECOVERY: Final = {"renewed", "reactivated", "started", "upgraded"}
 # What a customer did on a day, as bits: a rule runs on days with its kinds of
 # input, on the days it asked to look again, and never otherwise.
-_USAGE, _FEEDBACK, _BILLING = 1, 2, 4
-_MASK_LIST_RULES = 12
+_USAGE: Final = 1
+_FEEDBACK: Final = 2
+_BILLING: Final = 4
+_MASK_LIST_RULES: Final = 12
 # Event-driven kinds judge each event as it comes; at day ends they only run
 # when they asked to look again (expiry, grace).
-_TRIGGERS = {
+_TRIGGERS: Final = {
     "declining_usage": _USAGE,
     "inactivity": _USAGE,
     "ignored_feature": _USAGE,

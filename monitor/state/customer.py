@@ -10,7 +10,7 @@ import bisect
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "FEEDBACK_CODES",
@@ -28,9 +28,9 @@ __all__ = [
     "unpack_feedback",
 ]
 
-SECONDS_PER_DAY = 86_400
+SECONDS_PER_DAY: Final = 86_400
 # Channel codes for packed feedback records; order is part of the checkpoint format.
-FEEDBACK_CODES = (
+FEEDBACK_CODES: Final = (
     "survey",
     "nps",
     "csat",
@@ -39,11 +39,11 @@ FEEDBACK_CODES = (
     "social",
     "other",
 )
-_CHANNEL_CODE = {name: code for code, name in enumerate(FEEDBACK_CODES)}
-_NONE = 255
-_DAY_MASK = (1 << 20) - 1
-_FIRST_MASK = _DAY_MASK
-_FEEDBACK_KEEP = 16
+_CHANNEL_CODE: Final = {name: code for code, name in enumerate(FEEDBACK_CODES)}
+_NONE: Final = 255
+_DAY_MASK: Final = (1 << 20) - 1
+_FIRST_MASK: Final = _DAY_MASK
+_FEEDBACK_KEEP: Final = 16
 
 
 class DayCounts:

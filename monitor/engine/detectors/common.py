@@ -26,10 +26,10 @@ __all__ = [
 ]
 
 
-QUIET = Finding(False)
-HOLD = Finding(None)
+QUIET: Final = Finding(False)
+HOLD: Final = Finding(None)
 # The day fields of a packed feature record (see ``pack_feature``).
-DAY_MASK = (1 << 20) - 1
+DAY_MASK: Final = (1 << 20) - 1
 
 
 # Shared clear findings by recheck day; a plain dict rather than lru_cache,

@@ -11,7 +11,7 @@ starts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from monitor.engine.schema import (
     BillingRiskRule,
@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 # Kind codes, dispatched on by ``detect``.
-INACTIVITY = 0
-IGNORED_FEATURE = 1
-DECLINING_USAGE = 2
-NEGATIVE_FEEDBACK = 3
-VANISHING_FEEDBACK = 4
-BILLING_RISK = 5
-THRESHOLD = 6
+INACTIVITY: Final = 0
+IGNORED_FEATURE: Final = 1
+DECLINING_USAGE: Final = 2
+NEGATIVE_FEEDBACK: Final = 3
+VANISHING_FEEDBACK: Final = 4
+BILLING_RISK: Final = 5
+THRESHOLD: Final = 6
 
 
 class RuleParams:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from monitor.engine.detectors.common import (
     HOLD,
@@ -218,7 +218,7 @@ def _metric(rule: ThresholdParams, state: CustomerState, day: int) -> float | No
     return total / age * 30
 
 
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
+_COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,
