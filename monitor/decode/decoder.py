@@ -43,7 +43,8 @@ _from_iso: Final = datetime.fromisoformat
 # Names (actions, features, channels, plans) repeat across millions of events:
 # one shared copy each saves memory and makes dict lookups identity hits. A
 # small table of their own, not sys.intern, whose table every customer id
-# would grow. Customer ids are not shared: each is looked up once per event.
+# would grow. Customer ids are not shared: each is looked up once per event;
+# nor is a plain usage event's action, which is only compared and never kept.
 _NAMES: Final[dict[str, str]] = {}
 _NAMES_MAX: Final = 4096
 
@@ -208,7 +209,7 @@ def _plain_usage(obj: dict[str, Any]) -> UsageEvent | None:
         customer_id,
         epoch,
         event_id,
-        _name(action),
+        action,
         None if feature is None else _name(feature),
         count,
     )

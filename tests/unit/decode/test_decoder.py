@@ -42,22 +42,27 @@ def test_decode_each_type(kind: str, cls: type) -> None:
     assert isinstance(decode(event(kind)), cls)
 
 
-def test_decode_shares_names_not_customer_ids() -> None:
+def test_decode_shares_kept_names_not_customer_ids() -> None:
     first = decode(event("usage", customer_id="c-shared", feature="reports"))
     second = decode(event("usage", customer_id="c-shared", feature="reports"))
 
     assert isinstance(first, UsageEvent)
     assert isinstance(second, UsageEvent)
-    assert first.action is second.action
+    # Features are kept in every customer's state: one shared copy.
     assert first.feature is second.feature
     assert "c-shared" not in decoder._NAMES
+    # A plain usage event's action is only compared with rule filters.
+    assert first.action == second.action
+    assert "open_dashboard-unshared" not in decoder._NAMES
+    decode(event("usage", action="open_dashboard-unshared"))
+    assert "open_dashboard-unshared" not in decoder._NAMES
 
 
 def test_decode_name_table_stays_bounded() -> None:
     for n in range(decoder._NAMES_MAX + 10):
-        decoded = decode(event("usage", action=f"action-{n}"))
+        decoded = decode(event("usage", feature=f"feature-{n}"))
         assert isinstance(decoded, UsageEvent)
-        assert decoded.action == f"action-{n}"
+        assert decoded.feature == f"feature-{n}"
 
     assert len(decoder._NAMES) <= decoder._NAMES_MAX
 
