@@ -67,12 +67,104 @@ def _name(value: str) -> str:
     return value
 
 
+# Compiled (see setup.py), the decoder reads common UTC timestamps itself; as
+# plain Python that reading is slower than datetime's C code, so it is skipped.
+_READ_TIMES: Final = not __file__.endswith(".py")
+# Days before each month and days in it, in a common year, for ``utc_epoch``.
+# Lists: compiled, a Final tuple of literals is built again at every use.
+_MONTH_START: Final = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
+_MONTH_DAYS: Final = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _digits(text: str, start: int, count: int) -> int:
+    """Return the number written by ``count`` ASCII digits at ``start``, or -1."""
+    value = 0
+    for i in range(start, start + count):
+        digit = ord(text[i]) - 48
+        if digit < 0 or digit > 9:
+            return -1
+        value = value * 10 + digit
+    return value
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Return the days from 1970-01-01 to a valid date of 1970-2099, else -1."""
+    if year < 1970 or year > 2099 or month < 1 or month > 12 or day < 1:
+        return -1
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > _MONTH_DAYS[month] + (1 if leap and month == 2 else 0):
+        return -1
+    # Years, the leap days before this year since 1970 (477 came before), months.
+    before = year - 1
+    return (
+        (year - 1970) * 365
+        + (before // 4 - before // 100 + before // 400 - 477)
+        + _MONTH_START[month]
+        + (1 if leap and month > 2 else 0)
+        + day
+        - 1
+    )
+
+
+def utc_epoch(text: str) -> float:
+    """Return epoch seconds of a UTC timestamp in the shape producers write, or -1.
+
+    The shape is ``YYYY-MM-DDTHH:MM:SS``, optionally ``.mmm`` or ``.uuuuuu``, then
+    ``Z`` or ``+00:00``, in years 1970-2099. Anything else (other offsets, other
+    separators, an invalid date) returns -1 and goes through
+    ``datetime.fromisoformat``, which judges it. Same float as
+    ``fromisoformat(text).timestamp()``: both divide the exact count of
+    microseconds (under 2**53 in these years) by a million, rounded once.
+    Compiled, it takes about 130 ns against about 220 ns for that pair; plain
+    Python, about 3 us, so the decoder calls it only when compiled.
+    """
+    size = len(text)
+    if size < 20 or size > 32 or text[4] != "-" or text[7] != "-":
+        return -1.0
+    if text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return -1.0
+    if text.endswith("Z"):
+        end = size - 1
+    elif text.endswith("+00:00"):
+        end = size - 6
+    else:
+        return -1.0
+    micro = 0
+    if end == 23 and text[19] == ".":
+        micro = _digits(text, 20, 3) * 1000
+    elif end == 26 and text[19] == ".":
+        micro = _digits(text, 20, 6)
+    elif end != 19:
+        return -1.0
+    days = _days_since_epoch(
+        _digits(text, 0, 4), _digits(text, 5, 2), _digits(text, 8, 2)
+    )
+    hour, minute = _digits(text, 11, 2), _digits(text, 14, 2)
+    second = _digits(text, 17, 2)
+    if days < 0 or micro < 0 or not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return -1.0
+    if not 0 <= second <= 59:
+        return -1.0
+    seconds = days * 86_400 + hour * 3_600 + minute * 60 + second
+    # In doubles (compiled, a product of ints this large goes through Python's
+    # long arithmetic): every step up to the division is exact below 2**53.
+    return (float(seconds) * 1e6 + float(micro)) / 1e6
+
+
 def parse_time(value: object) -> float:
     """Return epoch seconds for an RFC 3339 timestamp with an offset."""
     if not isinstance(value, str):
         raise _InvalidFieldError(
             RejectReason.BAD_TIMESTAMP, "timestamp: expected a string"
         )
+    epoch = utc_epoch(value) if _READ_TIMES else -1.0
+    if epoch >= 0:
+        if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+            raise _InvalidFieldError(
+                RejectReason.ABSURD_TIMESTAMP,
+                f"timestamp: outside years 2000-2099: {value[:40]!r}",
+            )
+        return epoch
     try:
         parsed = _from_iso(value)
     except ValueError:
@@ -195,13 +287,15 @@ def _plain_usage(obj: dict[str, Any]) -> UsageEvent | None:
         and type(stamp) is str
     ):
         return None
-    try:
-        parsed = _from_iso(stamp)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    epoch = parsed.timestamp()
+    epoch = utc_epoch(stamp) if _READ_TIMES else -1.0
+    if epoch < 0:
+        try:
+            parsed = _from_iso(stamp)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        epoch = parsed.timestamp()
     if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
         return None
 

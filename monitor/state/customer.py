@@ -40,6 +40,8 @@ FEEDBACK_CODES: Final = (
     "other",
 )
 _CHANNEL_CODE: Final = {name: code for code, name in enumerate(FEEDBACK_CODES)}
+# For reads by code: compiled, a Final tuple of literals is built again at every use.
+_CHANNEL_OF_CODE: Final = list(FEEDBACK_CODES)
 _NONE: Final = 255
 _DAY_MASK: Final = (1 << 20) - 1
 _FIRST_MASK: Final = _DAY_MASK
@@ -146,7 +148,7 @@ def pack_feedback(
 def unpack_feedback(packed: int) -> FeedbackRecord:
     return (
         packed >> 24,
-        FEEDBACK_CODES[(packed >> 16) & 0xFF],
+        _CHANNEL_OF_CODE[(packed >> 16) & 0xFF],
         feedback_score(packed),
         feedback_sentiment(packed),
     )
