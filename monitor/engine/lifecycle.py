@@ -135,7 +135,10 @@ class WarningBook:
         open_now = self._open.get(customer_id)
         if not open_now:
             return 100
-        return max(0, 100 - sum(w.weight for w in open_now.values()))
+        score = 100
+        for warning in open_now.values():
+            score -= warning.weight
+        return max(0, score)
 
     def apply(
         self, rule: Any, customer_id: str, finding: Finding, at: float
@@ -169,7 +172,10 @@ class WarningBook:
                 opened_at=at,
                 evidence=finding.evidence,
             )
-            self._open.setdefault(customer_id, {})[rule.name] = warning
+            by_rule = self._open.get(customer_id)
+            if by_rule is None:
+                by_rule = self._open[customer_id] = {}
+            by_rule[rule.name] = warning
             self.opened += 1
             self._emit(warning, "opened", at, finding.evidence)
             return "opened"
@@ -184,10 +190,11 @@ class WarningBook:
 
     def close(self, warning: ChurnWarning, at: float, evidence: dict[str, Any]) -> None:
         """Resolve an open warning with the evidence that cleared it."""
-        by_rule = self._open.get(warning.customer_id, {})
-        by_rule.pop(warning.rule, None)
-        if not by_rule:
-            self._open.pop(warning.customer_id, None)
+        by_rule = self._open.get(warning.customer_id)
+        if by_rule is not None:
+            by_rule.pop(warning.rule, None)
+            if not by_rule:
+                del self._open[warning.customer_id]
         self.resolved += 1
         self._emit(warning, "resolved", at, evidence)
 
