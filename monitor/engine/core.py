@@ -110,7 +110,7 @@ class Engine:
         self._capacity = rules.history_days + lateness_days
         self._series = rules.series
         # Day -> customers holding events for that day, in order of arrival.
-        self._pending_days: dict[int, dict[str, None]] = {}
+        self._pending_days: dict[int, dict[CustomerState, None]] = {}
         self._pending_releases: dict[int, list[ReleaseEvent]] = {}
         # Day -> customers holding event ids of that day (a customer may repeat).
         self._ids_by_day: dict[int, list[CustomerState]] = {}
@@ -235,15 +235,17 @@ class Engine:
         if state.pending is None:
             state.pending = []
         state.pending.append(event)
-        self._pending_days.setdefault(day, {})[state.customer_id] = None
+        waiting = self._pending_days.get(day)
+        if waiting is None:
+            waiting = self._pending_days[day] = {}
+        waiting[state] = None
         self._mark(state)
 
     def _release_held(self, day: int) -> None:
         """Apply the events held for a day that has just opened."""
         for release in self._pending_releases.pop(day, ()):
             self._apply(release, None, day)
-        for customer_id in self._pending_days.pop(day, ()):
-            state = self.customers[customer_id]
+        for state in self._pending_days.pop(day, ()):
             held = state.pending or []
             now = [e for e in held if int(e.event_time // SECONDS_PER_DAY) == day]
             later = [e for e in held if int(e.event_time // SECONDS_PER_DAY) != day]

@@ -285,7 +285,7 @@ def _restore_customer(
         state.pending = [_unevent(e) for e in pending]
         for event in state.pending:
             day = int(event.event_time // 86_400)
-            engine._pending_days.setdefault(day, {})[customer_id] = None
+            engine._pending_days.setdefault(day, {})[state] = None
     if recent_ids:
         state.ids_max_day = max(recent_ids.values())
         engine._ids_by_day.setdefault(min(recent_ids.values()), []).append(state)
