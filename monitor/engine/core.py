@@ -103,7 +103,11 @@ class Engine:
         self.stats = EngineStats()
         self.on_reject = on_reject
         self.on_tick: list[Callable[[int], None]] = []
-        self._applied: dict[type, int] = {}
+        # Events applied, by type (native counters: one is bumped per event).
+        self.applied_usage = 0
+        self.applied_feedback = 0
+        self.applied_subscription = 0
+        self.applied_release = 0
         self._max_event_bytes = self.settings.max_event_bytes
 
         lateness_days = int(self.settings.allowed_lateness_s // SECONDS_PER_DAY) + 2
@@ -346,18 +350,19 @@ class Engine:
         state.touched |= kind
 
     def _apply(self, event: Event, state: CustomerState | None, day: int) -> None:
-        kind = type(event)
-        counts = self._applied
-        counts[kind] = counts.get(kind, 0) + 1
         if isinstance(event, ReleaseEvent) or state is None:
+            self.applied_release += 1
             self._apply_release(event, day)  # type: ignore[arg-type]
             return
         self._mark(state)
         if isinstance(event, UsageEvent):
+            self.applied_usage += 1
             self._apply_usage(event, state, day)
         elif isinstance(event, FeedbackEvent):
+            self.applied_feedback += 1
             self._apply_feedback(event, state, day)
         else:
+            self.applied_subscription += 1
             self._apply_subscription(event, state, day)
 
     def _apply_usage(self, event: UsageEvent, state: CustomerState, day: int) -> None:
@@ -687,14 +692,14 @@ class Engine:
 
     def sync_stats(self) -> EngineStats:
         """Bring the applied counts of ``stats`` up to date and return it."""
-        names = {
-            UsageEvent: "usage",
-            FeedbackEvent: "feedback",
-            SubscriptionEvent: "subscription",
-            ReleaseEvent: "release",
+        counts = {
+            "usage": self.applied_usage,
+            "feedback": self.applied_feedback,
+            "subscription": self.applied_subscription,
+            "release": self.applied_release,
         }
-        self.stats.by_type = {names[k]: n for k, n in self._applied.items()}
-        self.stats.applied = sum(self._applied.values())
+        self.stats.by_type = {name: n for name, n in counts.items() if n}
+        self.stats.applied = sum(counts.values())
         return self.stats
 
     def summary(self) -> dict[str, Any]:

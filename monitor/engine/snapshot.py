@@ -226,13 +226,10 @@ def _restore_engine(engine: Engine, value: tuple[Any, ...]) -> None:
     engine._release_ids = set(release_ids)
     read, rejected, by_type, opened, resolved = stats
     engine.stats = EngineStats(read=read, rejected=rejected)
-    names = {
-        "usage": UsageEvent,
-        "feedback": FeedbackEvent,
-        "subscription": SubscriptionEvent,
-        "release": ReleaseEvent,
-    }
-    engine._applied = {names[k]: n for k, n in by_type.items()}
+    engine.applied_usage = by_type.get("usage", 0)
+    engine.applied_feedback = by_type.get("feedback", 0)
+    engine.applied_subscription = by_type.get("subscription", 0)
+    engine.applied_release = by_type.get("release", 0)
     engine.book.opened, engine.book.resolved = opened, resolved
 
 
