@@ -142,14 +142,14 @@ class Engine:
         # while a recheck of theirs is pending (see quiet_while_active).
         self._absence_rules = [
             (rule, 1 << i)
-            for i, rule in enumerate(rules.rules)
+            for i, rule in enumerate(self._params)
             if quiet_while_active(rule)
         ]
         self.absence_bits = sum(bit for _, bit in self._absence_rules)
         # (bit, age): rules quiet for a customer younger than age days.
         self._age_gates = [
             (1 << i, age)
-            for i, rule in enumerate(rules.rules)
+            for i, rule in enumerate(self._params)
             if (age := quiet_below_age(rule)) > 0
         ]
         self._rules_for = {

@@ -7,7 +7,6 @@ the epoch (``int(epoch_seconds // 86400)``).
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
@@ -154,7 +153,6 @@ def unpack_feedback(packed: int) -> FeedbackRecord:
     )
 
 
-@functools.lru_cache(maxsize=64)
 def feedback_limits(
     max_score: float | None, max_sentiment: float | None
 ) -> tuple[int, int]:

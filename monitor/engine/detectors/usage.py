@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from monitor.engine.detectors.common import (
     HOLD,
@@ -17,14 +17,10 @@ from monitor.engine.detectors.common import (
 from monitor.engine.detectors.params import (
     DecliningUsageParams,
     InactivityParams,
+    RuleParams,
     ThresholdParams,
 )
 from monitor.engine.lifecycle import ChurnWarning, Finding
-from monitor.engine.schema import (
-    DecliningUsageRule,
-    InactivityRule,
-    ThresholdRule,
-)
 from monitor.state.customer import (
     CustomerState,
     DayCounts,
@@ -226,7 +222,7 @@ _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
 }
 
 
-def quiet_while_active(rule: Any) -> bool:
+def quiet_while_active(rule: RuleParams) -> TypeGuard[InactivityParams]:
     """Say whether a run for an active customer without the rule's warning only
     asks to look again, at a day that a recheck already pending cannot pass.
 
@@ -235,25 +231,25 @@ def quiet_while_active(rule: Any) -> bool:
     for a day no later than the first day the silence can reach ``days``, so
     the chain lands on that day and the new request adds nothing.
     """
-    return isinstance(rule, InactivityRule)
+    return isinstance(rule, InactivityParams)
 
 
-def silence_reaches(rule: Any, state: CustomerState) -> int:
+def silence_reaches(rule: InactivityParams, state: CustomerState) -> int:
     """Return the day an inactivity rule asked for on the customer's last day of
     use (the first day its silence can reach ``days``), or -1 if it never used."""
     if state.last_usage_day < 0:
         return -1
-    return int(state.last_usage_day + rule.days)
+    return state.last_usage_day + rule.days
 
 
-def quiet_below_age(rule: Any) -> int:
+def quiet_below_age(rule: RuleParams) -> int:
     """Return the age in days under which the rule stays quiet; 0 if none.
 
     Quiet means a clear finding and no recheck for a customer without an open
     warning of the rule, so the engine may leave the detector uncalled.
     """
-    if isinstance(rule, DecliningUsageRule):
+    if isinstance(rule, DecliningUsageParams):
         return rule.recent_days + rule.gap_days + rule.baseline_days
-    if isinstance(rule, ThresholdRule):
+    if isinstance(rule, ThresholdParams):
         return rule.min_history_days
     return 0
