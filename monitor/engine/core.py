@@ -116,8 +116,6 @@ class Engine:
         # Day -> customers holding events for that day, in order of arrival.
         self._pending_days: dict[int, dict[CustomerState, None]] = {}
         self._pending_releases: dict[int, list[ReleaseEvent]] = {}
-        # Day -> customers holding event ids of that day (a customer may repeat).
-        self._ids_by_day: dict[int, list[CustomerState]] = {}
         self._release_ids: set[str] = set()
         # Customers active on the open day; what they did is on their state.
         self._touched: list[CustomerState] = []
@@ -213,8 +211,11 @@ class Engine:
                 )
         else:
             state = self._state(event.customer_id, day)
-            if event.event_id is not None and self._is_duplicate(
-                event.event_id, state, day
+            # Ids are kept until their day closes; a copy arriving later is late.
+            if event.event_id is not None and state.seen_id(
+                event.event_id,
+                day,
+                clock.open_day,  # type: ignore[arg-type]
             ):
                 return self._reject(
                     Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
@@ -271,42 +272,6 @@ class Engine:
             return True
         self._release_ids.add(event.event_id)  # type: ignore[arg-type]
         return False
-
-    def _is_duplicate(self, event_id: str, state: CustomerState, day: int) -> bool:
-        # Ids are kept until their day closes; a copy arriving later is late anyway.
-        ids = state.recent_ids
-        if ids is None:
-            ids = state.recent_ids = {}
-        elif event_id in ids:
-            return True
-        ids[event_id] = day
-        if day > state.ids_max_day:
-            # Filed under the first day of a run of days; _forget_ids files the
-            # customer again under the next day it still holds ids of.
-            if state.ids_max_day < 0:
-                self._file_ids(state, day)
-            state.ids_max_day = day
-        return False
-
-    def _file_ids(self, state: CustomerState, day: int) -> None:
-        by_day = self._ids_by_day.get(day)
-        if by_day is None:
-            by_day = self._ids_by_day[day] = []
-        by_day.append(state)
-
-    def _forget_ids(self, day: int) -> None:
-        for state in self._ids_by_day.pop(day, ()):
-            ids = state.recent_ids
-            if not ids:
-                continue
-            if state.ids_max_day <= day:
-                state.recent_ids = None
-                state.ids_max_day = -1
-            else:
-                kept = {i: d for i, d in ids.items() if d > day}
-                state.recent_ids = kept
-                self._file_ids(state, min(kept.values()))
-            self._mark(state)
 
     def _mark(self, state: CustomerState) -> None:
         """Note that a customer changed since the last checkpoint."""
@@ -518,7 +483,6 @@ class Engine:
             day = clock.open_day
             self._tick(day)
             clock.open_day = day + 1
-            self._forget_ids(day)
             self._release_held(day + 1)
 
     def _tick(self, day: int) -> None:
@@ -528,7 +492,7 @@ class Engine:
         # their changes on in customer order, as a replay or a restart would.
         self.book.hold()
         try:
-            self._judge_due(day, self._due_on(day))
+            self._judge_due(day)
         finally:
             self.book.release()
 
@@ -536,12 +500,19 @@ class Engine:
         for listener in self.on_tick:
             listener(day)
 
-    def _due_on(self, day: int) -> dict[CustomerState, int]:
-        """Return customer -> bit mask of the rules to run at the end of ``day``."""
+    def _judge_due(self, day: int) -> None:
+        """Run the rules due at the end of ``day`` for each customer, and reschedule.
+
+        Due are the rules a customer asked to run again today and those its own
+        input of today triggers. The customers with a recheck come first (what
+        they did today joins their mask), then the other active ones: no table
+        of every due customer is built. Order does not matter: the book hands
+        the changes on in customer order.
+        """
         touched, self._touched = self._touched, []
-        due = self._due.pop(day, {})
+        due = self._due.pop(day, None)
         absence = self.absence_bits
-        if absence:
+        if due and absence:
             for state, mask in due.items():
                 if mask & absence:
                     state.recheck_bits &= ~mask
@@ -549,57 +520,60 @@ class Engine:
             self._release_passes.discard(day)
             every = (1 << len(self.rules.rules)) - 1
             due = {state: every for state in self.customers.values()}
+        judge = _DayJudge(self, day)
         rules_for = self._rules_for
+        if due:
+            for state, mask in due.items():
+                if state.touched:
+                    mask |= rules_for[state.touched]
+                    state.touched = 0
+                self._judge_customer(judge, state, mask)
         for state in touched:
-            due[state] = due.get(state, 0) | rules_for[state.touched]
-            state.touched = 0
-        return due
+            if state.touched:
+                mask = rules_for[state.touched]
+                state.touched = 0
+                self._judge_customer(judge, state, mask)
 
-    def _judge_due(self, day: int, due: dict[CustomerState, int]) -> None:
-        """Run the due rules of each customer and reschedule.
+    def _judge_customer(
+        self, judge: _DayJudge, state: CustomerState, mask: int
+    ) -> None:
+        """Run the rules of a mask for one customer at a day end.
 
         The engine's hot loop, written for the compiler: typed locals and direct
-        calls (a method bound to a local would be called through Python). Every
-        customer here is marked changed first, so a recheck goes straight into
-        the table instead of through ``_schedule``. An inactivity rule is left
-        out for a customer active today while a recheck of it is pending.
+        calls (a method bound to a local would be called through Python). The
+        customer is marked changed first, so a recheck goes straight into the
+        table instead of through ``_schedule``. An inactivity rule is left out
+        for a customer active today while a recheck of it is pending.
         """
-        ctx = self._context(day)
-        at = float((day + 1) * SECONDS_PER_DAY)
+        if not state.dirty:
+            state.dirty = True
+            self._changed.append(state)
+        if state.status == "cancelled":
+            return
+        day = judge.day
+        open_now = state.warnings
+        quiet = judge.idle
+        if state.last_usage_day == day:
+            quiet |= state.recheck_bits & judge.absence
+        if open_now or state.first_day > judge.settled:
+            mask &= ~self._quiet_bits(state.first_day, open_now, quiet, judge.gates)
+        else:
+            mask &= ~quiet
         mask_list = self._mask_list
-        skip = self.skip_quiet
-        idle = self._idle_bits() if skip else 0
-        absence = self.absence_bits if skip else 0
-        gates = [(day + 1 - age, bit) for bit, age in self._age_gates] if skip else []
-        # A customer who started on or before ``settled`` is past every age gate.
-        settled = min((oldest for oldest, _ in gates), default=day)
-        for state, mask in due.items():
-            if not state.dirty:
-                state.dirty = True
-                self._changed.append(state)
-            if state.status == "cancelled":
-                continue
-            open_now = state.warnings
-            quiet = idle
-            if state.last_usage_day == day:
-                quiet |= state.recheck_bits & absence
-            if open_now or state.first_day > settled:
-                mask &= ~self._quiet_bits(state.first_day, open_now, quiet, gates)
+        selected = mask_list[mask] if mask < len(mask_list) else None
+        if selected is None:
+            selected = self._selected(mask)
+        ctx = judge.ctx
+        for rule, bit in selected:
+            warning = open_now.get(rule.name) if open_now else None
+            finding = detect(rule, state, ctx, warning)
+            fire = finding.fire
+            if fire or (fire is False and warning is not None):
+                recheck = self._settle(rule, state, warning, finding, judge.at)
             else:
-                mask &= ~quiet
-            selected = mask_list[mask] if mask < len(mask_list) else None
-            if selected is None:
-                selected = self._selected(mask)
-            for rule, bit in selected:
-                warning = open_now.get(rule.name) if open_now else None
-                finding = detect(rule, state, ctx, warning)
-                fire = finding.fire
-                if fire or (fire is False and warning is not None):
-                    recheck = self._settle(rule, state, warning, finding, at)
-                else:
-                    recheck = finding.recheck_day
-                if recheck is not None and recheck > day:
-                    self._recheck(state, recheck, bit, absence)
+                recheck = finding.recheck_day
+            if recheck is not None and recheck > day:
+                self._recheck(state, recheck, bit, judge.absence)
 
     def _recheck(self, state: CustomerState, day: int, bit: int, absence: int) -> None:
         """Put a rule's recheck into the table; note it if of the inactivity kind."""
@@ -725,3 +699,23 @@ def _day_of_date(value: Any) -> int:
 
 def _day_label(day: int) -> str:
     return datetime.fromordinal(day + 719_163).date().isoformat()
+
+
+class _DayJudge:
+    """What every customer judged at one day end shares: the day, its context,
+    and the rules quiet for all (see ``Engine._judge_customer``)."""
+
+    __slots__ = ("absence", "at", "ctx", "day", "gates", "idle", "settled")
+
+    def __init__(self, engine: Engine, day: int) -> None:
+        skip = engine.skip_quiet
+        self.day = day
+        self.ctx = engine._context(day)
+        self.at = float((day + 1) * SECONDS_PER_DAY)
+        self.idle = engine._idle_bits() if skip else 0
+        self.absence = engine.absence_bits if skip else 0
+        self.gates = (
+            [(day + 1 - age, bit) for bit, age in engine._age_gates] if skip else []
+        )
+        # A customer who started on or before ``settled`` is past every age gate.
+        self.settled = min((oldest for oldest, _ in self.gates), default=day)

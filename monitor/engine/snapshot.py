@@ -100,6 +100,7 @@ def _dump(
         for day, mask in masks
         if mask
     ]
+    open_day = engine.clock.open_day
     series = (
         None
         if state.series is None
@@ -122,7 +123,7 @@ def _dump(
                 state.upgraded_at,
             ),
             None if state.pending is None else [_event(e) for e in state.pending],
-            state.recent_ids,
+            state.live_ids(-1 if open_day is None else open_day),
             warnings,
             due,
             state.touched,
@@ -272,7 +273,7 @@ def _restore_customer(
         state.payment_ok_at,
         state.upgraded_at,
     ) = billing
-    state.recent_ids = recent_ids
+    state.restore_ids(recent_ids)
     engine.customers[customer_id] = state
     if touched:
         state.touched = touched
@@ -283,9 +284,6 @@ def _restore_customer(
         for event in state.pending:
             day = int(event.event_time // 86_400)
             engine._pending_days.setdefault(day, {})[state] = None
-    if recent_ids:
-        state.ids_max_day = max(recent_ids.values())
-        engine._ids_by_day.setdefault(min(recent_ids.values()), []).append(state)
     for wid, rule, kind, severity, weight, action, opened_at, evidence in warnings:
         engine.book.restore(
             ChurnWarning(

@@ -205,8 +205,13 @@ class CustomerState:
     upgraded_at: float = -1.0
     # Events of days not yet open (within the lateness), in arrival order.
     pending: list[Any] | None = None
-    # event_id -> day, for the days still open: a repeat is a duplicate.
+    # The event ids seen on days still open, so that a repeat is a duplicate:
+    # one id in ``last_id`` (of day ``ids_max_day``), more in ``recent_ids``
+    # (id -> day, earliest ``ids_low_day``). Ids of closed days are dropped
+    # lazily, at the customer's next event (see ``seen_id``).
+    last_id: str | None = None
     recent_ids: dict[str, int] | None = None
+    ids_low_day: int = -1
     # The engine's bookkeeping, so that the hot path reads the state it already
     # holds instead of looking the customer up again in engine-wide tables:
     # the id it is filed under, its open warnings, the latest day of its recent
@@ -243,13 +248,78 @@ class CustomerState:
         self.payment_ok_at = -1.0
         self.upgraded_at = -1.0
         self.pending = None
+        self.last_id = None
         self.recent_ids = None
+        self.ids_low_day = -1
         self.customer_id = customer_id
         self.warnings = None
         self.ids_max_day = -1
         self.recheck_bits = 0
         self.touched = 0
         self.dirty = False
+
+    def seen_id(self, event_id: str, day: int, open_day: int) -> bool:
+        """Return True when ``event_id`` came already on a day not yet closed
+        (``open_day`` or later); otherwise remember it for ``day`` and return False.
+
+        Most customers send one event a day or fewer: their one id is kept
+        without a table, and a table of ids is made only for a second id while
+        the first is still live. Ids of closed days go at the next event.
+        """
+        if self.ids_max_day < open_day:
+            # Every id held belongs to a closed day.
+            self.recent_ids = None
+            self.last_id = event_id
+            self.ids_max_day = day
+            return False
+        ids = self.recent_ids
+        if ids is None:
+            last = self.last_id
+            if last == event_id:
+                return True
+            # A second live id: from now on a table.
+            ids = self.recent_ids = {}
+            self.ids_low_day = day
+            if last is not None:
+                ids[last] = self.ids_max_day
+                self.ids_low_day = min(day, self.ids_max_day)
+            self.last_id = None
+        else:
+            seen = ids.get(event_id)
+            if seen is not None and seen >= open_day:
+                return True
+            if self.ids_low_day < open_day:
+                # Some ids belong to closed days: keep the live ones.
+                ids = self.recent_ids = {i: d for i, d in ids.items() if d >= open_day}
+                self.ids_low_day = min(ids.values()) if ids else day
+        ids[event_id] = day
+        if day < self.ids_low_day:
+            self.ids_low_day = day
+        if day > self.ids_max_day:
+            self.ids_max_day = day
+        return False
+
+    def live_ids(self, open_day: int) -> dict[str, int] | None:
+        """Return id -> day of the ids held for days not yet closed, or None."""
+        if self.ids_max_day < open_day:
+            return None
+        if self.recent_ids is None:
+            return None if self.last_id is None else {self.last_id: self.ids_max_day}
+        live = {i: d for i, d in self.recent_ids.items() if d >= open_day}
+        return live or None
+
+    def restore_ids(self, ids: dict[str, int] | None) -> None:
+        """Hold again the ids a checkpoint kept (``live_ids``)."""
+        self.last_id, self.recent_ids = None, None
+        self.ids_max_day, self.ids_low_day = -1, -1
+        if not ids:
+            return
+        self.ids_max_day = max(ids.values())
+        if len(ids) == 1:
+            self.last_id = next(iter(ids))
+        else:
+            self.recent_ids = dict(ids)
+            self.ids_low_day = min(ids.values())
 
     def record_usage(self, day: int, count: int, capacity: int) -> bool:
         """Count usage on a day; return True when it is the day's first use."""
