@@ -265,7 +265,8 @@ def _restore_customer(
     )
     if series is not None:
         state.series = {k: c for k, v in series.items() if (c := _uncounts(v))}
-    state.features, state.feedback = features, feedback
+    state.set_features(features)
+    state.feedback = feedback
     state.status, state.plan, state.mrr = subscription
     (
         state.downgraded_at,

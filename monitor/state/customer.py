@@ -56,11 +56,14 @@ class DayCounts:
     bytes per kept day.
     """
 
-    __slots__ = ("base_day", "counts")
+    __slots__ = ("base_day", "counts", "kept")
 
     def __init__(self, base_day: int, counts: list[int] | None = None) -> None:
         self.base_day = base_day
         self.counts: list[int] = counts if counts is not None else []
+        # The sum of the kept counters, so that a rule can tell at once that no
+        # window of them reaches its minimum.
+        self.kept = sum(self.counts)
 
     def add(self, day: int, amount: int, capacity: int) -> bool:
         """Add to a day's counter; return False when the day is older than kept."""
@@ -72,10 +75,14 @@ class DayCounts:
             shift = index - capacity + 1
             if shift >= len(counts):
                 counts.clear()
+                self.kept = 0
             else:
+                for i in range(shift):
+                    self.kept -= counts[i]
                 del counts[:shift]
             self.base_day += shift
             index -= shift
+        self.kept += amount
         size = len(counts)
         if index < size:
             counts[index] += amount
@@ -195,6 +202,8 @@ class CustomerState:
     last_usage_day: int = -1
     series: dict[str, DayCounts] | None = None
     features: dict[str, int] | None = None
+    # The most days of use of any one feature (see ``record_feature``).
+    feature_days_max: int = 0
     feedback: list[int] | None = None
     status: str | None = None
     plan: str | None = None
@@ -239,6 +248,7 @@ class CustomerState:
         self.last_usage_day = last_usage_day
         self.series = None
         self.features = None
+        self.feature_days_max = 0
         self.feedback = None
         self.status = None
         self.plan = None
@@ -347,13 +357,23 @@ class CustomerState:
         packed = features.get(feature)
         if packed is None:
             features[feature] = pack_feature(day, day, 1)
+            if self.feature_days_max < 1:
+                self.feature_days_max = 1
             return
         # Days arrive in order (the engine applies a day's events only while it
         # is the open day), so a later day is a new day of use.
         if day > (packed >> 20) & _DAY_MASK:
-            features[feature] = (
-                (packed & _FIRST_MASK) | (day << 20) | (((packed >> 40) + 1) << 40)
-            )
+            used = (packed >> 40) + 1
+            features[feature] = (packed & _FIRST_MASK) | (day << 20) | (used << 40)
+            if used > self.feature_days_max:
+                self.feature_days_max = used
+
+    def set_features(self, features: dict[str, int] | None) -> None:
+        """Put back packed feature records (``pack_feature``), as from a checkpoint."""
+        self.features = features
+        self.feature_days_max = (
+            max((p >> 40 for p in features.values()), default=0) if features else 0
+        )
 
     def feature_use(self, feature: str) -> FeatureUse | None:
         if self.features is None:

@@ -45,6 +45,9 @@ def _abandoned(
     features, day = state.features, ctx.day
     if not features or state.last_usage_day <= day - rule.active_within_days:
         return abandoned, recheck
+    if state.feature_days_max < rule.min_use_days:
+        # No feature was used on enough days to count as regular.
+        return abandoned, recheck
     min_use_days, factor = rule.min_use_days, rule.silence_factor
     after_days, max_age_days = rule.after_days, rule.max_age_days
     for feature, packed in features.items():

@@ -51,6 +51,15 @@ def declining_usage(
     counts = counts_for(state, rule.match, rule.measure)
     if counts is None:
         return QUIET if warning is None else HOLD
+    if (
+        warning is None
+        and not ctx.outage_days
+        and counts.kept / rule.baseline_days < rule.min_baseline_per_day
+    ):
+        # All the counts kept would not make the minimum baseline: the verdict
+        # the full comparison below reaches for such a customer, found at once.
+        quiet_for = day - state.last_usage_day
+        return quiet_until(day + 7 if quiet_for < rule.recent_days else None)
 
     recent_first = day - rule.recent_days + 1
     base_last = recent_first - rule.gap_days - 1

@@ -36,6 +36,7 @@ def test_daycounts_match_a_plain_dict_within_capacity(
 
     assert counts.total(1000 + first, 1000 + end) == expected
     assert len(counts.counts) <= CAPACITY
+    assert counts.kept == sum(counts.counts)
 
 
 @given(st.lists(st.integers(0, 30), min_size=1, max_size=40))
@@ -72,6 +73,11 @@ def test_feature_use_counts_distinct_days() -> None:
 
     assert state.feature_use("reports") == (10, 15, 3)
     assert state.feature_use("missing") is None
+    state.record_feature("search", 16)
+    assert state.feature_days_max == 3
+    restored = CustomerState(first_day=10)
+    restored.set_features(state.features)
+    assert restored.feature_days_max == 3
 
 
 def test_feedback_memory_is_bounded() -> None:
