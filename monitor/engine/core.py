@@ -464,9 +464,17 @@ class Engine:
         at: float,
     ) -> int | None:
         """Apply a finding that changes or refreshes a warning."""
-        change = self.book.apply_to(rule, state.customer_id, warning, finding, at)
+        open_now = state.warnings
+        change = self.book.apply_to(
+            rule, state.customer_id, warning, finding, at, open_now
+        )
         if change is not None:
-            state.warnings = self.book.by_customer.get(state.customer_id)
+            if open_now is None:
+                # The book made the customer's table with this first warning.
+                state.warnings = self.book.by_customer.get(state.customer_id)
+            elif not open_now:
+                # The book dropped the table its last warning left.
+                state.warnings = None
         # Given an open warning and a clear finding, no change means it was held.
         if warning is not None and finding.fire is False and change is None:
             # Held by min_open_days; look again once that has passed.

@@ -7,17 +7,15 @@ restart rebuilds the same warnings.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, Final
 
 from monitor.decode.decoder import format_time
 from monitor.state.customer import SECONDS_PER_DAY
 
 __all__ = ["ChurnWarning", "Finding", "RecordSink", "WarningBook", "warning_id"]
-
-logger = logging.getLogger(__name__)
 
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -109,7 +107,7 @@ class WarningBook:
         records come out the same every time)."""
         held, self._held = self._held, None
         if held:
-            held.sort(key=_by_customer)
+            held.sort(key=_BY_CUSTOMER)
             for _, warning, status, record in held:
                 self._deliver(warning, status, record)
 
@@ -132,13 +130,7 @@ class WarningBook:
 
     def health(self, customer_id: str) -> int:
         """Return 100 minus the weights of the customer's open warnings, at least 0."""
-        open_now = self._open.get(customer_id)
-        if not open_now:
-            return 100
-        score = 100
-        for warning in open_now.values():
-            score -= warning.weight
-        return max(0, score)
+        return _health(self._open.get(customer_id))
 
     def apply(
         self, rule: Any, customer_id: str, finding: Finding, at: float
@@ -155,8 +147,13 @@ class WarningBook:
         warning: ChurnWarning | None,
         finding: Finding,
         at: float,
+        open_now: dict[str, ChurnWarning] | None = None,
     ) -> str | None:
-        """``apply`` for a caller who holds the rule's open warning (or None)."""
+        """``apply`` for a caller who holds the rule's open warning (or None).
+
+        ``open_now``, when given, is the customer's table of open warnings as
+        ``by_customer`` holds it (saves looking the customer up again).
+        """
         if finding.fire is True:
             if warning is not None:
                 warning.evidence = finding.evidence
@@ -172,31 +169,40 @@ class WarningBook:
                 opened_at=at,
                 evidence=finding.evidence,
             )
-            by_rule = self._open.get(customer_id)
+            by_rule = open_now if open_now is not None else self._open.get(customer_id)
             if by_rule is None:
                 by_rule = self._open[customer_id] = {}
             by_rule[rule.name] = warning
             self.opened += 1
-            self._emit(warning, "opened", at, finding.evidence)
+            self._emit(warning, "opened", at, finding.evidence, by_rule)
             return "opened"
 
         if finding.fire is False and warning is not None:
             # Hysteresis in time: a warning stays open for min_open_days at least.
             if at - warning.opened_at < rule.min_open_days * SECONDS_PER_DAY:
                 return None
-            self.close(warning, at, finding.evidence)
+            self.close(warning, at, finding.evidence, open_now)
             return "resolved"
         return None
 
-    def close(self, warning: ChurnWarning, at: float, evidence: dict[str, Any]) -> None:
+    def close(
+        self,
+        warning: ChurnWarning,
+        at: float,
+        evidence: dict[str, Any],
+        open_now: dict[str, ChurnWarning] | None = None,
+    ) -> None:
         """Resolve an open warning with the evidence that cleared it."""
-        by_rule = self._open.get(warning.customer_id)
+        by_rule = (
+            open_now if open_now is not None else self._open.get(warning.customer_id)
+        )
         if by_rule is not None:
-            by_rule.pop(warning.rule, None)
+            if warning.rule in by_rule:
+                del by_rule[warning.rule]
             if not by_rule:
                 del self._open[warning.customer_id]
         self.resolved += 1
-        self._emit(warning, "resolved", at, evidence)
+        self._emit(warning, "resolved", at, evidence, by_rule)
 
     def close_all(self, customer_id: str, at: float, reason: str) -> None:
         """Resolve every open warning of a customer, e.g. when it cancels."""
@@ -208,11 +214,14 @@ class WarningBook:
         self._open.setdefault(warning.customer_id, {})[warning.rule] = warning
 
     def _emit(
-        self, warning: ChurnWarning, status: str, at: float, evidence: dict[str, Any]
+        self,
+        warning: ChurnWarning,
+        status: str,
+        at: float,
+        evidence: dict[str, Any],
+        by_rule: dict[str, ChurnWarning] | None,
     ) -> None:
-        logger.debug(
-            "warning %s: customer=%s rule=%s", status, warning.customer_id, warning.rule
-        )
+        # No log line: the record is the account of the change.
         record = {
             "customer_id": warning.customer_id,
             "rule": warning.rule,
@@ -223,7 +232,7 @@ class WarningBook:
             "evidence": evidence,
             "action": warning.action,
             "id": warning.id,
-            "health_score": self.health(warning.customer_id),
+            "health_score": _health(by_rule),
         }
         if self._held is not None:
             self._held.append((warning.customer_id, warning, status, record))
@@ -242,5 +251,15 @@ def _by_rule(warning: ChurnWarning) -> str:
     return warning.rule
 
 
-def _by_customer(change: tuple[str, ChurnWarning, str, dict[str, Any]]) -> str:
-    return change[0]
+def _health(open_now: dict[str, ChurnWarning] | None) -> int:
+    if not open_now:
+        return 100
+    score = 100
+    for warning in open_now.values():
+        score -= warning.weight
+    return max(0, score)
+
+
+# Held changes sort by their first item, the customer id (a C key function:
+# the sort calls it once per change).
+_BY_CUSTOMER: Final = itemgetter(0)
