@@ -395,9 +395,12 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejected:
         return Rejected(RejectReason.NOT_AN_OBJECT, "expected a JSON object", raw)
 
     kind = obj.get("type")
-    if kind == "usage" and (event := _plain_usage(obj)) is not None:
-        return event
-    parser = _PARSERS.get(kind) if type(kind) is str else None
+    parser = None
+    if isinstance(kind, str):
+        # Narrowed to str, compiled code compares it directly.
+        if kind == "usage" and (event := _plain_usage(obj)) is not None:
+            return event
+        parser = _PARSERS.get(kind)
     if parser is None:
         if kind is None:
             return Rejected(RejectReason.MISSING_FIELD, "type: required", raw)

@@ -43,7 +43,7 @@ from monitor.engine.loader import RuleSet
 from monitor.engine.schema import IgnoredFeatureRule
 from monitor.settings import EngineSettings
 from monitor.state.clock import EventClock
-from monitor.state.customer import SECONDS_PER_DAY, CustomerState, DayCounts
+from monitor.state.customer import SECONDS_PER_DAY, CustomerState, DayCounts, day_of
 
 __all__ = ["Engine", "EngineStats"]
 
@@ -196,11 +196,14 @@ class Engine:
     def accept(self, event: Event, raw: bytes = b"") -> Rejected | None:
         """Apply a decoded event now, or hold it until its day is the open day."""
         event_time = event.event_time
-        day = int(event_time // SECONDS_PER_DAY)
+        day = day_of(event_time)
         clock = self.clock
-        if clock.open_day is None:
-            clock.start(event_time)
-        elif day < clock.open_day:
+        # Clock fields read into typed locals: compiled, comparing an int with
+        # an ``int | None`` field goes through Python's generic comparison.
+        open_day = clock.open_day
+        if open_day is None:
+            open_day = clock.start(event_time)
+        elif day < open_day:
             return self._reject(Rejected(RejectReason.LATE, "day already closed", raw))
         # The customer is looked up once here and its state handed on.
         if isinstance(event, ReleaseEvent):
@@ -213,20 +216,20 @@ class Engine:
             state = self._state(event.customer_id, day)
             # Ids are kept until their day closes; a copy arriving later is late.
             if event.event_id is not None and state.seen_id(
-                event.event_id,
-                day,
-                clock.open_day,  # type: ignore[arg-type]
+                event.event_id, day, open_day
             ):
                 return self._reject(
                     Rejected(RejectReason.DUPLICATE, f"event_id {event.event_id}", raw)
                 )
 
-        if event_time > clock.max_event_time:  # type: ignore[operator]
+        latest = clock.max_event_time
+        if latest is None or event_time > latest:
             clock.max_event_time = event_time
-            closable = int((event_time - clock.lateness_s) // SECONDS_PER_DAY)
-            if closable > clock.open_day:  # type: ignore[operator]
+            closable = day_of(event_time - clock.lateness_s)
+            if closable > open_day:
                 self._close_days(closable)
-        if day == clock.open_day:
+                open_day = closable
+        if day == open_day:
             self._apply(event, state, day)
         else:
             self._hold(event, state, day)
@@ -252,8 +255,8 @@ class Engine:
             self._apply(release, None, day)
         for state in self._pending_days.pop(day, ()):
             held = state.pending or []
-            now = [e for e in held if int(e.event_time // SECONDS_PER_DAY) == day]
-            later = [e for e in held if int(e.event_time // SECONDS_PER_DAY) != day]
+            now = [e for e in held if day_of(e.event_time) == day]
+            later = [e for e in held if day_of(e.event_time) != day]
             state.pending = later or None
             for event in now:
                 self._apply(event, state, day)

@@ -27,10 +27,13 @@ class EventClock:
             return None
         return self.max_event_time - self.lateness_s
 
-    def start(self, event_time: float) -> None:
-        """Open the clock on the first event, leaving room for late ones."""
-        self.open_day = int((event_time - self.lateness_s) // SECONDS_PER_DAY)
+    def start(self, event_time: float) -> int:
+        """Open the clock on the first event, leaving room for late ones; return
+        the open day."""
+        open_day = int((event_time - self.lateness_s) // SECONDS_PER_DAY)
+        self.open_day = open_day
         self.max_event_time = event_time
+        return open_day
 
     def observe(self, event_time: float) -> None:
         if self.max_event_time is None:

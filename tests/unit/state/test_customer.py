@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from monitor.state.customer import (
     CustomerState,
     DayCounts,
+    day_of,
     pack_feedback,
     unpack_feedback,
 )
@@ -89,3 +90,14 @@ def test_feedback_memory_is_bounded() -> None:
 
     assert len(records) == 16
     assert records[-1][0] == 99
+
+
+@given(
+    st.one_of(
+        st.floats(-1e10, 5e9, allow_nan=False),
+        st.integers(-(10**9), 5 * 10**9).map(float),
+        st.integers(-(10**5), 10**5).map(lambda d: d * 86_400.0),
+    )
+)
+def test_day_of_matches_float_floor_division(epoch: float) -> None:
+    assert day_of(epoch) == int(epoch // 86_400)
