@@ -10,10 +10,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from monitor.decode.decoder import format_time
 from monitor.state.customer import SECONDS_PER_DAY
+
+if TYPE_CHECKING:
+    # Typed for the compiler (native field reads); imported only for checking,
+    # since the detectors import this module.
+    from monitor.engine.detectors.params import RuleParams
 
 __all__ = ["ChurnWarning", "Finding", "RecordSink", "WarningBook", "warning_id"]
 
@@ -132,25 +137,18 @@ class WarningBook:
         """Return 100 minus the weights of the customer's open warnings, at least 0."""
         return _health(self._open.get(customer_id))
 
-    def apply(
-        self, rule: Any, customer_id: str, finding: Finding, at: float
-    ) -> str | None:
-        """Open, keep or resolve the rule's warning; return the change made."""
-        return self.apply_to(
-            rule, customer_id, self.get(customer_id, rule.name), finding, at
-        )
-
     def apply_to(
         self,
-        rule: Any,
+        rule: RuleParams,
         customer_id: str,
         warning: ChurnWarning | None,
         finding: Finding,
         at: float,
         open_now: dict[str, ChurnWarning] | None = None,
     ) -> str | None:
-        """``apply`` for a caller who holds the rule's open warning (or None).
+        """Open, keep or resolve the rule's warning; return the change made.
 
+        ``warning`` is the rule's open warning for the customer, or None;
         ``open_now``, when given, is the customer's table of open warnings as
         ``by_customer`` holds it (saves looking the customer up again).
         """

@@ -99,10 +99,11 @@ class DayCounts:
         self.kept += amount
         size = len(counts)
         if index < size:
-            counts[index] += amount
+            # Spelled out: compiled, ``+=`` on a list item is Python's generic add.
+            counts[index] = counts[index] + amount
             return True
-        if index > size:
-            counts.extend([0] * (index - size))
+        for _ in range(index - size):
+            counts.append(0)
         counts.append(amount)
         return True
 
