@@ -150,16 +150,21 @@ class Engine:
             for i, rule in enumerate(self._params)
             if (age := quiet_below_age(rule)) > 0
         ]
-        self._rules_for = {
-            touched: sum(
+        # What a customer did (bits) -> the rules it triggers; a list, so that
+        # compiled code indexes it without boxing the bits as a dict key.
+        self._rules_for = [
+            sum(
                 1 << i
                 for i, rule in enumerate(rules.rules)
                 if _TRIGGERS[rule.kind] & touched
             )
             for touched in range(8)
-        }
+        ]
         # Day -> customer -> bit mask of the rules to run again on that day.
         self._due: dict[int, dict[CustomerState, int]] = {}
+        # The entry of ``_due`` that ``_recheck`` used last, and its day.
+        self._last_due_day = -1
+        self._last_due_entry: dict[CustomerState, int] = {}
         self._active = DayCounts(0)
         self._outage: set[int] = set()
         self._outage_frozen: frozenset[int] = frozenset()
@@ -522,6 +527,7 @@ class Engine:
         """
         touched, self._touched = self._touched, []
         due = self._due.pop(day, None)
+        self._last_due_day = -1
         absence = self.absence_bits
         if due and absence:
             for state, mask in due.items():
@@ -588,9 +594,16 @@ class Engine:
 
     def _recheck(self, state: CustomerState, day: int, bit: int, absence: int) -> None:
         """Put a rule's recheck into the table; note it if of the inactivity kind."""
-        entry = self._due.get(day)
-        if entry is None:
-            entry = self._due[day] = {}
+        # A day end files most rechecks under a few days: the last day's entry
+        # is kept at hand (compiled, a dict keyed by day boxes the day each time).
+        if day == self._last_due_day:
+            entry = self._last_due_entry
+        else:
+            got = self._due.get(day)
+            if got is None:
+                got = self._due[day] = {}
+            entry = self._last_due_entry = got
+            self._last_due_day = day
         entry[state] = entry.get(state, 0) | bit
         if bit & absence:
             state.recheck_bits |= bit
