@@ -212,44 +212,45 @@ def feedback_sentiment(packed: int) -> float | None:
 class CustomerState:
     """What the monitor remembers about one customer; kept small on purpose."""
 
+    # Compiled, the fields lie in this order: those every event or day end
+    # reads come first, a cache line or two, then the rarely read ones.
     first_day: int
-    usage: DayCounts | None = None
     last_usage_day: int = -1
-    series: dict[str, DayCounts] | None = None
+    usage: DayCounts | None = None
     features: dict[str, int] | None = None
     # The most days of use of any one feature (see ``record_feature``).
     feature_days_max: int = 0
-    feedback: list[int] | None = None
+    # The event ids seen on days still open, so that a repeat is a duplicate:
+    # one id in ``last_id`` (of day ``ids_max_day``), more in ``recent_ids``
+    # (id -> day, earliest ``ids_low_day``). Ids of closed days are dropped
+    # lazily, at the customer's next event (see ``seen_id``).
+    ids_max_day: int = -1
+    last_id: str | None = None
+    recent_ids: dict[str, int] | None = None
+    # The engine's bookkeeping, so that the hot path reads the state it already
+    # holds instead of looking the customer up again in engine-wide tables:
+    # what it did on the open day (bits), whether it changed since the last
+    # checkpoint, its open warnings (rule -> warning, as the engine's warning
+    # book holds them, or None; refreshed on every change), the rules of the
+    # inactivity kind with a recheck waiting in the engine's table, and the id
+    # it is filed under.
+    touched: int = 0
+    dirty: bool = False
     status: str | None = None
+    warnings: dict[str, Any] | None = None
+    recheck_bits: int = 0
+    # Events of days not yet open (within the lateness), in arrival order.
+    pending: list[Any] | None = None
+    customer_id: str = ""
+    ids_low_day: int = -1
+    series: dict[str, DayCounts] | None = None
+    feedback: list[int] | None = None
     plan: str | None = None
     mrr: float | None = None
     downgraded_at: float = -1.0
     payment_failed_at: float = -1.0
     payment_ok_at: float = -1.0
     upgraded_at: float = -1.0
-    # Events of days not yet open (within the lateness), in arrival order.
-    pending: list[Any] | None = None
-    # The event ids seen on days still open, so that a repeat is a duplicate:
-    # one id in ``last_id`` (of day ``ids_max_day``), more in ``recent_ids``
-    # (id -> day, earliest ``ids_low_day``). Ids of closed days are dropped
-    # lazily, at the customer's next event (see ``seen_id``).
-    last_id: str | None = None
-    recent_ids: dict[str, int] | None = None
-    ids_low_day: int = -1
-    # The engine's bookkeeping, so that the hot path reads the state it already
-    # holds instead of looking the customer up again in engine-wide tables:
-    # the id it is filed under, its open warnings, the latest day of its recent
-    # ids, what it did on the open day (bits) and whether it changed since the
-    # last checkpoint.
-    customer_id: str = ""
-    # The customer's open warnings as the engine's warning book holds them
-    # (rule -> warning), or None when it has none; refreshed on every change.
-    warnings: dict[str, Any] | None = None
-    ids_max_day: int = -1
-    # Rules of the inactivity kind with a recheck waiting in the engine's table.
-    recheck_bits: int = 0
-    touched: int = 0
-    dirty: bool = False
 
     def __init__(
         self,
