@@ -106,4 +106,4 @@ def test_day_counts_past_32_bits_are_capped_in_a_checkpoint() -> None:
 
     assert restored is not None
     assert restored.base_day == 100
-    assert restored.counts == [2**32 - 1, 7]
+    assert list(restored.counts) == [2**32 - 1, 7]
