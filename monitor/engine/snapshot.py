@@ -113,7 +113,7 @@ def _dump(
             _counts(state.usage),
             state.last_usage_day,
             series,
-            state.features,
+            state.packed_features(),
             state.feedback,
             (state.status, state.plan, state.mrr),
             (

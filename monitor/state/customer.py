@@ -230,8 +230,12 @@ class CustomerState:
     # Compiled, the fields lie in this order: those every event or day end
     # reads come first, a cache line or two, then the rarely read ones.
     first_day: int
+    feature_uses: vec[i64]  # see ``features``
     last_usage_day: int = -1
     usage: DayCounts | None = None
+    # Feature name -> its index in ``feature_uses``, which holds each feature's
+    # packed use (see ``pack_feature``) in order of first use: a change is a
+    # write in place, and a scan reads one block of memory.
     features: dict[str, int] | None = None
     # The most days of use of any one feature (see ``record_feature``).
     feature_days_max: int = 0
@@ -279,6 +283,7 @@ class CustomerState:
         self.last_usage_day = last_usage_day
         self.series = None
         self.features = None
+        self.feature_uses = vec[i64]()
         self.feature_days_max = 0
         self.feedback = None
         self.status = None
@@ -385,32 +390,48 @@ class CustomerState:
         features = self.features
         if features is None:
             features = self.features = {}
-        packed = features.get(feature)
-        if packed is None:
-            features[feature] = pack_feature(day, day, 1)
+        index = features.get(feature)
+        if index is None:
+            features[feature] = len(self.feature_uses)
+            self.feature_uses = append(self.feature_uses, pack_feature(day, day, 1))
             if self.feature_days_max < 1:
                 self.feature_days_max = 1
             return
+        uses = self.feature_uses
+        packed = uses[index]
         # Days arrive in order (the engine applies a day's events only while it
         # is the open day), so a later day is a new day of use.
         if day > (packed >> 20) & _DAY_MASK:
             used = (packed >> 40) + 1
-            features[feature] = (packed & _FIRST_MASK) | (day << 20) | (used << 40)
+            uses[index] = (packed & _FIRST_MASK) | (day << 20) | (used << 40)
             if used > self.feature_days_max:
                 self.feature_days_max = used
 
+    def packed_features(self) -> dict[str, int] | None:
+        """Return feature name -> packed use (``pack_feature``), as checkpoints hold."""
+        if self.features is None:
+            return None
+        uses = self.feature_uses
+        return {name: uses[index] for name, index in self.features.items()}
+
     def set_features(self, features: dict[str, int] | None) -> None:
-        """Put back packed feature records (``pack_feature``), as from a checkpoint."""
-        self.features = features
-        self.feature_days_max = (
-            max((p >> 40 for p in features.values()), default=0) if features else 0
-        )
+        """Put back packed feature uses (``packed_features``), as from a checkpoint."""
+        self.features = None
+        self.feature_uses = vec[i64]()
+        self.feature_days_max = 0
+        if features is None:
+            return
+        self.features = {}
+        for name, packed in features.items():
+            self.features[name] = len(self.feature_uses)
+            self.feature_uses = append(self.feature_uses, packed)
+            self.feature_days_max = max(self.feature_days_max, packed >> 40)
 
     def feature_use(self, feature: str) -> FeatureUse | None:
         if self.features is None:
             return None
-        packed = self.features.get(feature)
-        return None if packed is None else unpack_feature(packed)
+        index = self.features.get(feature)
+        return None if index is None else unpack_feature(self.feature_uses[index])
 
     def record_feedback(
         self, day: int, channel: str, score: float | None, sentiment: float | None

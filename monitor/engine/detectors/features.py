@@ -50,23 +50,30 @@ def _abandoned(
         return abandoned, recheck
     min_use_days, factor = rule.min_use_days, rule.silence_factor
     after_days, max_age_days = rule.after_days, rule.max_age_days
-    for feature, packed in features.items():
+    uses = state.feature_uses
+    found: list[int] = []
+    for index in range(len(uses)):
         # Unpacked inline (see pack_feature): this loop runs for every active
-        # customer every day it uses the product.
+        # customer with a regular feature every day it uses the product.
+        packed = uses[index]
         used = packed >> 40
         if used < min_use_days:
             continue
         first, last = packed & DAY_MASK, (packed >> 20) & DAY_MASK
         # ceil(max(factor x usual gap, after_days)) without generic calls.
-        wait = factor * ((last - first) / (used - 1))
+        wait = factor * (float(last - first) / float(used - 1))
         limit = int(wait) if wait > after_days else after_days
         if limit < wait:
             limit += 1
         silent = day - last
         if limit <= silent <= max_age_days:
-            abandoned.append(feature)
+            found.append(index)
         elif silent < limit and (recheck is None or last + limit < recheck):
             recheck = last + limit
+    if found:
+        # Indices follow first use, as the names do in the table.
+        names = list(features)
+        abandoned = [names[index] for index in found]
     return abandoned, recheck
 
 

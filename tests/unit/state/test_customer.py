@@ -77,8 +77,10 @@ def test_feature_use_counts_distinct_days() -> None:
     state.record_feature("search", 16)
     assert state.feature_days_max == 3
     restored = CustomerState(first_day=10)
-    restored.set_features(state.features)
+    restored.set_features(state.packed_features())
     assert restored.feature_days_max == 3
+    assert restored.packed_features() == state.packed_features()
+    assert restored.feature_use("search") == (16, 16, 1)
 
 
 def test_feedback_memory_is_bounded() -> None:
