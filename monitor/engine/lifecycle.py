@@ -100,6 +100,9 @@ class WarningBook:
         self.on_change: list[Callable[[ChurnWarning, str], None]] = []
         # Changes held back by ``hold`` until ``release``, in the order made.
         self._held: list[tuple[str, ChurnWarning, str, dict[str, Any]]] | None = None
+        # The last time formatted: a day end's changes all share one.
+        self._at: float = -1.0
+        self._at_text = ""
 
     def hold(self) -> None:
         """Keep the changes from now on until ``release``."""
@@ -220,12 +223,14 @@ class WarningBook:
         by_rule: dict[str, ChurnWarning] | None,
     ) -> None:
         # No log line: the record is the account of the change.
+        if at != self._at:
+            self._at, self._at_text = at, format_time(at)
         record = {
             "customer_id": warning.customer_id,
             "rule": warning.rule,
             "kind": warning.kind,
             "status": status,
-            "at": format_time(at),
+            "at": self._at_text,
             "severity": warning.severity,
             "evidence": evidence,
             "action": warning.action,

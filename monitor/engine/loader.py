@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from monitor.engine.detectors.params import series_key
 from monitor.engine.schema import Rule, UsageMatch
 from monitor.errors import RuleFileError
 
@@ -43,9 +44,9 @@ class RuleSet:
             for match in (getattr(rule, "match", None), getattr(rule, "per", None)):
                 if not isinstance(match, UsageMatch) or measure is None:
                     continue
-                if measure == "events" and match.is_everything:
+                key = series_key(match, measure)
+                if key is None:
                     continue
-                key = match.key(measure)
                 found.setdefault(key, (key, match, measure == "events"))
         return tuple(found[key] for key in sorted(found))
 

@@ -454,14 +454,17 @@ class CustomerState:
         packed = self.feedback
         if not packed:
             return []
-        # The list is sorted and the day is the top field, so a day range is a
-        # slice; callers unpack only the fields they need.
-        start = bisect.bisect_left(packed, first_day << 24)
-        stop = bisect.bisect_left(packed, (last_day + 1) << 24, start)
-        if channel is None:
-            return packed[start:stop]
-        code = _CHANNEL_CODE.get(channel, _NONE)
-        return [p for p in packed[start:stop] if (p >> 16) & 0xFF == code]
+        # At most _FEEDBACK_KEEP responses, sorted with the day as the top
+        # field: a plain scan, compiled, beats bisecting through Python calls.
+        code = -1 if channel is None else _CHANNEL_CODE.get(channel, _NONE)
+        found: list[int] = []
+        for p in packed:
+            day = p >> 24
+            if day > last_day:
+                break
+            if day >= first_day and (code < 0 or (p >> 16) & 0xFF == code):
+                found.append(p)
+        return found
 
     def feedback_days(self, channels: Collection[str]) -> list[int]:
         """Return the distinct days with a response on one of ``channels``, sorted."""

@@ -6,9 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from monitor.engine.lifecycle import Finding
-from monitor.engine.schema import (
-    UsageMatch,
-)
 from monitor.state.customer import (
     CustomerState,
     DayCounts,
@@ -89,12 +86,12 @@ class Context:
         self.extra = {} if extra is None else extra
 
 
-def counts_for(
-    state: CustomerState, match: UsageMatch | None, measure: str = "events"
-) -> DayCounts | None:
-    if match is None or (measure == "events" and match.is_everything):
+def counts_for(state: CustomerState, series: str | None) -> DayCounts | None:
+    """Return the daily counts a rule reads: a series named by ``series_key``
+    (worked out once per rule), or all usage events for None."""
+    if series is None:
         return state.usage
-    return state.series.get(match.key(measure)) if state.series else None  # type: ignore[arg-type]
+    return state.series.get(series) if state.series else None
 
 
 def window(

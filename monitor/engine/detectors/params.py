@@ -35,6 +35,7 @@ __all__ = [
     "ThresholdParams",
     "VanishingFeedbackParams",
     "params_for",
+    "series_key",
 ]
 
 # Kind codes, dispatched on by ``detect``.
@@ -91,6 +92,7 @@ class DecliningUsageParams(RuleParams):
         self.weekday_aware: bool = rule.weekday_aware
         self.measure: str = rule.measure
         self.match: UsageMatch = rule.match
+        self.series: str | None = series_key(rule.match, rule.measure)
 
 
 class NegativeFeedbackParams(RuleParams):
@@ -134,6 +136,10 @@ class ThresholdParams(RuleParams):
         self.measure: str = rule.measure
         self.match: UsageMatch = rule.match
         self.per: UsageMatch | None = rule.per
+        self.series: str | None = series_key(rule.match, rule.measure)
+        self.per_series: str | None = (
+            None if rule.per is None else series_key(rule.per, rule.measure)
+        )
         self.window_days: int = rule.window_days
         self.op: str = rule.op
         self.value: float = float(rule.value)
@@ -142,6 +148,14 @@ class ThresholdParams(RuleParams):
         )
         self.min_denominator: int = rule.min_denominator
         self.min_history_days: int = rule.min_history_days
+
+
+def series_key(match: UsageMatch, measure: str) -> str | None:
+    """Name the customer's daily series a usage filter reads; None for all usage
+    events, which every customer keeps as ``CustomerState.usage``."""
+    if measure == "events" and match.is_everything:
+        return None
+    return match.key(measure)  # type: ignore[arg-type]
 
 
 def params_for(rule: Any) -> RuleParams:

@@ -48,7 +48,7 @@ def declining_usage(
     # Age first: most evaluations are of customers too new to judge.
     if day - state.first_day + 1 < span:
         return QUIET if warning is None else HOLD
-    counts = counts_for(state, rule.match, rule.measure)
+    counts = counts_for(state, rule.series)
     if counts is None:
         return QUIET if warning is None else HOLD
     if (
@@ -191,7 +191,7 @@ def threshold(
     if warning is not None and rule.clear_value is not None:
         limit = rule.clear_value
     holds = _COMPARE[rule.op](value, limit)
-    counts = counts_for(state, rule.match, rule.measure)
+    counts = counts_for(state, rule.series)
     busy = counts is not None and counts.last_nonzero(day) > day - rule.window_days
     recheck = day + 1 if busy or warning is not None else None
     evidence = {
@@ -208,12 +208,12 @@ def threshold(
 
 def _metric(rule: ThresholdParams, state: CustomerState, day: int) -> float | None:
     first = day - rule.window_days + 1
-    counts = counts_for(state, rule.match, rule.measure)
+    counts = counts_for(state, rule.series)
     total = counts.total(first, day) if counts is not None else 0
     if rule.metric == "count":
         return float(total)
     if rule.metric == "ratio":
-        per = counts_for(state, rule.per, rule.measure)
+        per = state.usage if rule.per is None else counts_for(state, rule.per_series)
         denominator = per.total(first, day) if per is not None else 0
         return None if denominator < rule.min_denominator else total / denominator
     if rule.metric == "days_since":

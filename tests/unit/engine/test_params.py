@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from monitor.engine.detectors import RuleParams, params_for
+from monitor.engine.detectors.params import ThresholdParams, series_key
 from monitor.engine.loader import RuleSet
-from monitor.engine.schema import RuleFile
+from monitor.engine.schema import RuleFile, UsageMatch
 
 COMMON = {"name": "r", "action": "Call them.", "severity": "critical", "weight": 7}
 KINDS: list[dict[str, Any]] = [
@@ -62,3 +63,27 @@ def test_params_of_the_default_rules(default_rules: RuleSet) -> None:
 def test_params_refuse_an_unknown_rule() -> None:
     with pytest.raises(TypeError, match="no detector"):
         params_for(object())
+
+
+@pytest.mark.parametrize(
+    ("match", "measure", "key"),
+    [
+        ({}, "events", None),  # all usage events: CustomerState.usage
+        ({}, "count", "count|a=*|f=*"),
+        ({"feature": "search"}, "events", "events|a=*|f=search"),
+        ({"action": "like"}, "count", "count|a=like|f=*"),
+    ],
+)
+def test_series_key_names_the_series_a_filter_reads(
+    match: dict[str, str], measure: str, key: str | None
+) -> None:
+    assert series_key(UsageMatch(**match), measure) == key
+
+
+def test_threshold_params_name_both_series() -> None:
+    rule = RuleFile.model_validate({"rule": {**COMMON, **KINDS[-1]}}).rule
+    params = params_for(rule)
+
+    assert isinstance(params, ThresholdParams)
+    # A threshold sums the count field unless told otherwise.
+    assert (params.series, params.per_series) == ("count|a=*|f=*", "count|a=like|f=*")
