@@ -1,9 +1,10 @@
 """Engine throughput and memory per customer, beside the bare JSON-decode floor.
 
 Generates a history (default 1,000,000 events, 100,000 customers, 90 days), then in
-one run: times bare ``orjson.loads`` over the lines, times the whole engine (decode,
-validate, state, rules) over the same lines, and measures memory per tracked
-customer with tracemalloc. Prints figures and ratios; asserts nothing.
+one run: times bare ``orjson.loads`` over the lines, times the engine with a
+single event-driven rule (decode, validate, state: the cost before rules), then
+the whole engine with the default rules over the same lines, and measures memory
+per tracked customer with tracemalloc. Prints figures and ratios; asserts nothing.
 
     python bench/engine.py [--events N] [--customers N] [--days N]
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from monitor.engine.core import Engine
-from monitor.engine.loader import load_rules
+from monitor.engine.loader import RuleSet, load_rules
 from monitor.runtime import engine_build, tune_gc
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -77,8 +78,8 @@ def time_decode(lines: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def time_engine(lines: list[bytes]) -> tuple[float, Engine]:
-    engine = Engine(load_rules(RULES))
+def time_engine(lines: list[bytes], rules: RuleSet) -> tuple[float, Engine]:
+    engine = Engine(rules)
     process = engine.process
     start = time.perf_counter()
     for line in lines:
@@ -116,8 +117,20 @@ def main() -> None:
         f"{args.days} days, {size:.0f} bytes/event on average"
     )
 
+    rules = load_rules(RULES)
+    # The same pipeline with one rule that only reacts to downgrades: what
+    # decoding, validating and keeping state cost before any rule runs.
+    one_rule = RuleSet(
+        tuple(r for r in rules.rules if r.name == "downgrade"), rules.source
+    )
     decode_s = min(time_decode(lines) for _ in range(2))
-    engine_s, engine = time_engine(lines)
+    engine_s, engine = time_engine(lines, rules)
+    summary = engine.summary()
+    del engine  # each run starts with the memory of none before it
+    gc.collect()
+    floor_s, floor = time_engine(lines, one_rule)
+    del floor
+    gc.collect()
     decode_rate, engine_rate = len(lines) / decode_s, len(lines) / engine_s
     print(
         f"bare orjson.loads : {decode_rate:12,.0f} events/s "
@@ -127,11 +140,16 @@ def main() -> None:
         f"whole engine      : {engine_rate:12,.0f} events/s "
         f"({engine_s / len(lines) * 1e6:.2f} us/event)"
     )
+    floor_rate = len(lines) / floor_s
+    print(
+        f"before the rules  : {floor_rate:12,.0f} events/s "
+        f"({floor_s / len(lines) * 1e6:.2f} us/event: decode, validate, state, "
+        f"with one event-driven rule; ratio {floor_rate / decode_rate:.3f})"
+    )
     print(
         f"ratio engine/decode: {engine_rate / decode_rate:.3f} "
         f"(target >= 0.125); target rate >= 120,000 events/s"
     )
-    summary = engine.summary()
     print(
         f"warnings opened {summary['warnings_opened']:,}, resolved "
         f"{summary['warnings_resolved']:,}, rejected {summary['rejected']}"

@@ -161,7 +161,11 @@ def inactivity(
             1 for d in ctx.outage_days if state.last_usage_day < d <= ctx.day
         )
     if silent_days < rule.days:
-        return Finding(False, recheck_day=ctx.day + rule.days - silent_days)
+        recheck = ctx.day + rule.days - silent_days
+        # A shared clear finding unless it may resolve a warning (see quiet_until).
+        if warning is None:
+            return quiet_until(recheck)
+        return Finding(False, recheck_day=recheck)
     if warning is None and ctx.guard_active:
         return Finding(None, recheck_day=ctx.day + 1)
 
