@@ -57,9 +57,12 @@ def declining_usage(
         and counts.kept / rule.baseline_days < rule.min_baseline_per_day
     ):
         # All the counts kept would not make the minimum baseline: the verdict
-        # the full comparison below reaches for such a customer, found at once.
-        quiet_for = day - state.last_usage_day
-        return quiet_until(day + 7 if quiet_for < rule.recent_days else None)
+        # the full comparison below reaches, found at once. No recheck: the sum
+        # kept grows only with new usage, which brings the customer back to be
+        # judged. (Outage days cannot lift the baseline before then: none was
+        # declared yet, and one declared later reaches the baseline window only
+        # after the weekly rechecks would have ended.)
+        return QUIET
 
     recent_first = day - rule.recent_days + 1
     base_last = recent_first - rule.gap_days - 1

@@ -1,9 +1,9 @@
 """The detectors' shortcuts for customers too small to judge give the full verdicts.
 
-Declining usage answers at once when all the counts kept fall short of the
-minimum baseline, and the abandoned-feature rule when no feature was used on
-enough days; each test turns the shortcut off (a bound no customer reaches)
-and compares.
+Declining usage answers at once, with no recheck, when all the counts kept fall
+short of the minimum baseline (no later day can fire without new usage), and
+the abandoned-feature rule when no feature was used on enough days; each test
+turns the shortcut off (a bound no customer reaches) and compares.
 """
 
 from __future__ import annotations
@@ -72,11 +72,21 @@ def test_declining_shortcut_matches_the_full_comparison(
     state = _state(uses)
     ctx = Context(START + offset)
     quick = detect(DECLINING, state, ctx, None)
+    kept = state.usage.kept if state.usage is not None else 0
     if state.usage is not None:
         state.usage.kept = 10**9
     full = detect(DECLINING, state, ctx, None)
 
-    assert (quick.fire, quick.recheck_day) == (full.fire, full.recheck_day)
+    assert quick.fire == full.fire
+    if quick.recheck_day != full.recheck_day:
+        # The shortcut took it and asks for no recheck: no later day without
+        # new usage may fire either, outage days in the recent window or not.
+        assert quick.recheck_day is None
+        assert kept / DECLINING.baseline_days < DECLINING.min_baseline_per_day
+        for later in range(ctx.day + 1, ctx.day + 60):
+            for outage in (frozenset(), frozenset(range(ctx.day + 1, later + 1))):
+                verdict = detect(DECLINING, state, Context(later, False, outage), None)
+                assert not verdict.fire
 
 
 @settings(max_examples=300)
