@@ -35,6 +35,7 @@ from monitor.engine.detectors import (
     detect,
     params_for,
     quiet_below_age,
+    quiet_below_use,
     quiet_while_active,
     silence_reaches,
 )
@@ -149,6 +150,12 @@ class Engine:
             (1 << i, age)
             for i, rule in enumerate(self._params)
             if (age := quiet_below_age(rule)) > 0
+        ]
+        # (least days, bit): rules quiet while no feature was used on that many.
+        self._use_gates = [
+            (least, 1 << i)
+            for i, rule in enumerate(self._params)
+            if (least := quiet_below_use(rule)) > 0
         ]
         # What a customer did (bits) -> the rules it triggers; a list, so that
         # compiled code indexes it without boxing the bits as a dict key.
@@ -560,7 +567,8 @@ class Engine:
         calls (a method bound to a local would be called through Python). The
         customer is marked changed first, so a recheck goes straight into the
         table instead of through ``_schedule``. An inactivity rule is left out
-        for a customer active today while a recheck of it is pending.
+        for a customer active today while a recheck of it is pending, an
+        abandoned-feature rule while no feature was used on enough days.
         """
         if not state.dirty:
             state.dirty = True
@@ -569,9 +577,7 @@ class Engine:
             return
         day = judge.day
         open_now = state.warnings
-        quiet = judge.idle
-        if state.last_usage_day == day:
-            quiet |= state.recheck_bits & judge.absence
+        quiet = self._quiet_today(judge, state)
         if open_now or state.first_day > judge.settled:
             mask &= ~self._quiet_bits(state.first_day, open_now, quiet, judge.gates)
         else:
@@ -591,6 +597,17 @@ class Engine:
                 recheck = finding.recheck_day
             if recheck is not None and recheck > day:
                 self._recheck(state, recheck, bit, judge.absence)
+
+    def _quiet_today(self, judge: _DayJudge, state: CustomerState) -> int:
+        """Return the rules quiet for this customer today, before age gates and
+        open warnings (see ``_judge_customer``)."""
+        quiet = judge.idle
+        if state.last_usage_day == judge.day:
+            quiet |= state.recheck_bits & judge.absence
+        for least, bit in judge.use_gates:
+            if state.feature_days_max < least:
+                quiet |= bit
+        return quiet
 
     def _recheck(self, state: CustomerState, day: int, bit: int, absence: int) -> None:
         """Put a rule's recheck into the table; note it if of the inactivity kind."""
@@ -729,7 +746,7 @@ class _DayJudge:
     """What every customer judged at one day end shares: the day, its context,
     and the rules quiet for all (see ``Engine._judge_customer``)."""
 
-    __slots__ = ("absence", "at", "ctx", "day", "gates", "idle", "settled")
+    __slots__ = ("absence", "at", "ctx", "day", "gates", "idle", "settled", "use_gates")
 
     def __init__(self, engine: Engine, day: int) -> None:
         skip = engine.skip_quiet
@@ -741,5 +758,6 @@ class _DayJudge:
         self.gates = (
             [(day + 1 - age, bit) for bit, age in engine._age_gates] if skip else []
         )
+        self.use_gates = engine._use_gates if skip else []
         # A customer who started on or before ``settled`` is past every age gate.
         self.settled = min((oldest for oldest, _ in self.gates), default=day)

@@ -11,7 +11,7 @@ from typing import cast
 
 from monitor.engine.detectors.billing import billing_risk
 from monitor.engine.detectors.common import Context, Release
-from monitor.engine.detectors.features import ignored_feature
+from monitor.engine.detectors.features import ignored_feature, quiet_below_use
 from monitor.engine.detectors.feedback import negative_feedback, vanishing_feedback
 from monitor.engine.detectors.params import (
     BILLING_RISK,
@@ -48,6 +48,7 @@ __all__ = [
     "detect",
     "params_for",
     "quiet_below_age",
+    "quiet_below_use",
     "quiet_while_active",
     "silence_reaches",
 ]

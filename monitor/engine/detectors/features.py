@@ -13,7 +13,7 @@ from monitor.state.customer import (
     CustomerState,
 )
 
-__all__ = ["ignored_feature"]
+__all__ = ["ignored_feature", "quiet_below_use"]
 
 
 def _ignored_new(
@@ -99,3 +99,16 @@ def ignored_feature(
 
     evidence = {"features": features, "summary": f"{', '.join(features)}: {what}"}
     return Finding(True, evidence, recheck)
+
+
+def quiet_below_use(rule: object) -> int:
+    """Return the days of use of one feature under which the rule stays quiet; 0
+    if none.
+
+    An abandoned-feature rule finds nothing, and asks for no recheck, while no
+    feature was used on ``min_use_days`` days (see ``_abandoned``), so the
+    engine may leave it uncalled for a customer without its warning.
+    """
+    if isinstance(rule, IgnoredFeatureParams) and rule.mode != "new":
+        return rule.min_use_days
+    return 0

@@ -78,3 +78,29 @@ def test_inactivity_judged_after_a_cancellation_without_further_use(
     h = _both_ways(default_rules, lines, 40)
 
     assert h.opened("inactivity", "c1")[0]["at"] == stamp(35, 0)
+
+
+def test_abandoned_feature_skipped_until_a_feature_is_used_regularly(
+    default_rules: RuleSet, make_event: EventFactory
+) -> None:
+    """Reports on 6 days (min_use_days) for c1, on 5 for c2, then use without a
+    feature: c1 dropped a regular feature, c2 never had one, and the run that
+    leaves the rule uncalled below 6 days opens the same warning the same day."""
+    lines = []
+    for customer, days in (("c1", 6), ("c2", 5)):
+        lines += [
+            make_event("usage", day, 12, customer_id=customer, feature="reports")
+            for day in range(days)
+        ]
+        lines += [
+            make_event("usage", day, 12, customer_id=customer)
+            for day in range(days, 90)
+        ]
+
+    h = _both_ways(default_rules, lines, 90)
+
+    [opened] = h.opened("abandoned_feature")
+    assert (opened["customer_id"], opened["evidence"]["features"]) == (
+        "c1",
+        ["reports"],
+    )
