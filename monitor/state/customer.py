@@ -22,6 +22,8 @@ __all__ = [
     "FeatureUse",
     "FeedbackRecord",
     "day_of",
+    "feature_name",
+    "feature_number",
     "feedback_limits",
     "feedback_score",
     "feedback_sentiment",
@@ -49,6 +51,23 @@ _NONE: Final = 255
 _DAY_MASK: Final = (1 << 20) - 1
 _FIRST_MASK: Final = _DAY_MASK
 _FEEDBACK_KEEP: Final = 16
+# Feature names numbered in the order this process first saw them, shared by
+# every customer: a customer keeps numbers, not names (see CustomerState).
+_FEATURE_NUMBER: Final[dict[str, int]] = {}
+_FEATURE_NAME: Final[list[str]] = []
+
+
+def feature_number(name: str) -> int:
+    """Return the process-wide number of a feature name, numbering it if new."""
+    number = _FEATURE_NUMBER.get(name)
+    if number is None:
+        number = _FEATURE_NUMBER[name] = len(_FEATURE_NAME)
+        _FEATURE_NAME.append(name)
+    return number
+
+
+def feature_name(number: int) -> str:
+    return _FEATURE_NAME[number]
 
 
 def day_of(epoch: float) -> int:
@@ -230,13 +249,13 @@ class CustomerState:
     # Compiled, the fields lie in this order: those every event or day end
     # reads come first, a cache line or two, then the rarely read ones.
     first_day: int
-    feature_uses: vec[i64]  # see ``features``
+    # The features used, as pairs in one vector, in order of first use: the
+    # feature's number (``feature_number``), then its packed use (see
+    # ``pack_feature``). A day of use is a write in place; finding a feature
+    # reads one block of memory, with no table per customer.
+    features: vec[i64]
     last_usage_day: int = -1
     usage: DayCounts | None = None
-    # Feature name -> its index in ``feature_uses``, which holds each feature's
-    # packed use (see ``pack_feature``) in order of first use: a change is a
-    # write in place, and a scan reads one block of memory.
-    features: dict[str, int] | None = None
     # The most days of use of any one feature (see ``record_feature``).
     feature_days_max: int = 0
     # The event ids seen on days still open, so that a repeat is a duplicate:
@@ -282,8 +301,7 @@ class CustomerState:
         self.usage = usage
         self.last_usage_day = last_usage_day
         self.series = None
-        self.features = None
-        self.feature_uses = vec[i64]()
+        self.features = vec[i64]()
         self.feature_days_max = 0
         self.feedback = None
         self.status = None
@@ -387,51 +405,62 @@ class CustomerState:
         counts.add(day, count, capacity)
 
     def record_feature(self, feature: str, day: int) -> None:
+        number = _FEATURE_NUMBER.get(feature)
+        if number is None:
+            number = feature_number(feature)
         features = self.features
-        if features is None:
-            features = self.features = {}
-        index = features.get(feature)
-        if index is None:
-            features[feature] = len(self.feature_uses)
-            self.feature_uses = append(self.feature_uses, pack_feature(day, day, 1))
-            if self.feature_days_max < 1:
-                self.feature_days_max = 1
-            return
-        uses = self.feature_uses
-        packed = uses[index]
-        # Days arrive in order (the engine applies a day's events only while it
-        # is the open day), so a later day is a new day of use.
-        if day > (packed >> 20) & _DAY_MASK:
-            used = (packed >> 40) + 1
-            uses[index] = (packed & _FIRST_MASK) | (day << 20) | (used << 40)
-            if used > self.feature_days_max:
-                self.feature_days_max = used
+        size = len(features)
+        i: i64 = 0
+        while i < size:
+            if features[i] == number:
+                packed = features[i + 1]
+                # Days arrive in order (the engine applies a day's events only
+                # while it is the open day), so a later day is a new day of use.
+                if day > (packed >> 20) & _DAY_MASK:
+                    used = (packed >> 40) + 1
+                    features[i + 1] = (
+                        (packed & _FIRST_MASK) | (day << 20) | (used << 40)
+                    )
+                    if used > self.feature_days_max:
+                        self.feature_days_max = used
+                return
+            i += 2
+        features = append(features, number)
+        self.features = append(features, pack_feature(day, day, 1))
+        if self.feature_days_max < 1:
+            self.feature_days_max = 1
 
     def packed_features(self) -> dict[str, int] | None:
-        """Return feature name -> packed use (``pack_feature``), as checkpoints hold."""
-        if self.features is None:
+        """Return feature name -> packed use (``pack_feature``), in order of first
+        use, as checkpoints hold; None when the customer used none."""
+        features = self.features
+        if not len(features):
             return None
-        uses = self.feature_uses
-        return {name: uses[index] for name, index in self.features.items()}
+        return {
+            _FEATURE_NAME[features[i]]: features[i + 1]
+            for i in range(0, len(features), 2)
+        }
 
     def set_features(self, features: dict[str, int] | None) -> None:
         """Put back packed feature uses (``packed_features``), as from a checkpoint."""
-        self.features = None
-        self.feature_uses = vec[i64]()
-        self.feature_days_max = 0
-        if features is None:
-            return
-        self.features = {}
-        for name, packed in features.items():
-            self.features[name] = len(self.feature_uses)
-            self.feature_uses = append(self.feature_uses, packed)
-            self.feature_days_max = max(self.feature_days_max, packed >> 40)
+        kept = vec[i64]()
+        most = 0
+        for name, packed in (features or {}).items():
+            kept = append(kept, feature_number(name))
+            kept = append(kept, packed)
+            most = max(most, packed >> 40)
+        self.features = kept
+        self.feature_days_max = most
 
     def feature_use(self, feature: str) -> FeatureUse | None:
-        if self.features is None:
+        number = _FEATURE_NUMBER.get(feature)
+        if number is None:
             return None
-        index = self.features.get(feature)
-        return None if index is None else unpack_feature(self.feature_uses[index])
+        features = self.features
+        for i in range(0, len(features), 2):
+            if features[i] == number:
+                return unpack_feature(features[i + 1])
+        return None
 
     def record_feedback(
         self, day: int, channel: str, score: float | None, sentiment: float | None

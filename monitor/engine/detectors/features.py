@@ -11,6 +11,7 @@ from monitor.engine.detectors.params import IgnoredFeatureParams
 from monitor.engine.lifecycle import ChurnWarning, Finding
 from monitor.state.customer import (
     CustomerState,
+    feature_name,
 )
 
 __all__ = ["ignored_feature", "quiet_below_use"]
@@ -43,19 +44,17 @@ def _abandoned(
     abandoned: list[str] = []
     recheck: int | None = None
     features, day = state.features, ctx.day
-    if not features or state.last_usage_day <= day - rule.active_within_days:
+    if not len(features) or state.last_usage_day <= day - rule.active_within_days:
         return abandoned, recheck
     if state.feature_days_max < rule.min_use_days:
         # No feature was used on enough days to count as regular.
         return abandoned, recheck
     min_use_days, factor = rule.min_use_days, rule.silence_factor
     after_days, max_age_days = rule.after_days, rule.max_age_days
-    uses = state.feature_uses
-    found: list[int] = []
-    for index in range(len(uses)):
+    for index in range(1, len(features), 2):
         # Unpacked inline (see pack_feature): this loop runs for every active
         # customer with a regular feature every day it uses the product.
-        packed = uses[index]
+        packed = features[index]
         used = packed >> 40
         if used < min_use_days:
             continue
@@ -67,13 +66,10 @@ def _abandoned(
             limit += 1
         silent = day - last
         if limit <= silent <= max_age_days:
-            found.append(index)
+            # In order of first use, as the features are kept.
+            abandoned.append(feature_name(features[index - 1]))
         elif silent < limit and (recheck is None or last + limit < recheck):
             recheck = last + limit
-    if found:
-        # Indices follow first use, as the names do in the table.
-        names = list(features)
-        abandoned = [names[index] for index in found]
     return abandoned, recheck
 
 
