@@ -7,7 +7,7 @@ from monitor.engine.detectors.common import (
     Context,
     quiet_until,
 )
-from monitor.engine.detectors.params import IgnoredFeatureParams
+from monitor.engine.detectors.params import IgnoredFeatureParams, RuleParams
 from monitor.engine.lifecycle import ChurnWarning, Finding
 from monitor.state.customer import (
     CustomerState,
@@ -97,7 +97,7 @@ def ignored_feature(
     return Finding(True, evidence, recheck)
 
 
-def quiet_below_use(rule: object) -> int:
+def quiet_below_use(rule: RuleParams) -> int:
     """Return the days of use of one feature under which the rule stays quiet; 0
     if none.
 
