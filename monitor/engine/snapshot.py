@@ -39,9 +39,9 @@ def _counts(counts: DayCounts | None) -> tuple[int, bytes] | None:
     if counts is None:
         return None
     try:
-        packed = array("I", counts.counts)
+        packed = array("I", counts.ordered())
     except OverflowError:
-        packed = array("I", [min(n, _MAX_COUNT) for n in counts.counts])
+        packed = array("I", [min(n, _MAX_COUNT) for n in counts.ordered()])
     return counts.base_day, packed.tobytes()
 
 

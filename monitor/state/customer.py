@@ -84,20 +84,24 @@ def day_of(epoch: float) -> int:
 
 
 class DayCounts:
-    """Daily counters for the last ``capacity`` days, oldest first.
+    """Daily counters for the last ``capacity`` days, from ``base_day`` on.
 
     A native vector of 64-bit integers (``librt.vecs``, from mypyc's runtime
     library): compiled, an item is read and written in place, without an int
     object per count, and the collector has nothing to traverse. A list did
     the same through int objects; an ``array`` item goes through Python's
-    generic item access.
+    generic item access. Once it holds ``capacity`` days it is a ring: the
+    counter of ``base_day`` sits at ``start``, and a new day reuses the slots
+    of the days it pushes out, so a day costs the days it skips, not a move of
+    the whole window. ``ordered`` gives the counters oldest first.
     """
 
-    __slots__ = ("base_day", "counts", "kept")
+    __slots__ = ("base_day", "counts", "kept", "start")
 
     def __init__(self, base_day: int, counts: Iterable[int] | None = None) -> None:
         self.base_day = base_day
         self.counts: vec[i64] = vec[i64]() if counts is None else vec[i64](counts)
+        self.start: i64 = 0
         # The sum of the kept counters, so that a rule can tell at once that no
         # window of them reaches its minimum.
         kept = 0
@@ -110,10 +114,52 @@ class DayCounts:
         index = day - self.base_day
         if index < 0:
             return False
+        size = len(self.counts)
+        if index >= capacity and size == capacity:
+            index = self._advance(index, capacity)
+        elif index >= size or index >= capacity:
+            index = self._grow(index, capacity)
         counts = self.counts
+        self.kept += amount
+        slot = self.start + index
+        if slot >= len(counts):
+            slot -= len(counts)
+        counts[slot] = counts[slot] + amount
+        return True
+
+    def _advance(self, index: int, capacity: int) -> int:
+        """Turn a full ring on to the day at ``index``: the days pushed out give
+        their slots, zeroed, to the new ones. Return the day's new index."""
+        counts = self.counts
+        size = len(counts)
+        shift = index - capacity + 1
+        start = self.start
+        if shift >= size:
+            for i in range(size):
+                counts[i] = 0
+            self.kept = 0
+            start = 0
+        else:
+            for _ in range(shift):
+                self.kept -= counts[start]
+                counts[start] = 0
+                start += 1
+                if start == size:
+                    start = 0
+        self.start = start
+        self.base_day += shift
+        return capacity - 1
+
+    def _grow(self, index: int, capacity: int) -> int:
+        """Make room for the day at ``index`` while the counters are fewer than
+        ``capacity`` (or the capacity changed), in order, oldest first. Return
+        the day's new index."""
+        counts = self.ordered()
+        self.start = 0
+        size = len(counts)
         if index >= capacity:
             shift = index - capacity + 1
-            if shift >= len(counts):
+            if shift >= size:
                 counts = vec[i64]()
                 self.kept = 0
             else:
@@ -122,55 +168,69 @@ class DayCounts:
                 # double it).
                 for i in range(shift):
                     self.kept -= counts[i]
-                size = len(counts)
                 for i in range(size - shift):
                     counts[i] = counts[i + shift]
                 for _ in range(shift):
                     counts, _dropped = pop(counts)
             self.base_day += shift
             index -= shift
-        self.kept += amount
-        size = len(counts)
-        if index < size:
-            counts[index] = counts[index] + amount
-        else:
-            for _ in range(index - size):
-                counts = append(counts, 0)
-            counts = append(counts, amount)
+        while len(counts) <= index:
+            counts = append(counts, 0)
         # A vec is a value: growing it may move its items.
         self.counts = counts
-        return True
+        return index
+
+    def ordered(self) -> vec[i64]:
+        """Return the counters oldest first, from ``base_day`` on."""
+        counts, start = self.counts, self.start
+        if not start:
+            return counts
+        size = len(counts)
+        ordered = vec[i64]()
+        for i in range(size):
+            slot = start + i
+            ordered = append(ordered, counts[slot - size if slot >= size else slot])
+        return ordered
 
     def get(self, day: int) -> int:
         index = day - self.base_day
-        if 0 <= index < len(self.counts):
-            return self.counts[index]
+        counts = self.counts
+        size = len(counts)
+        if 0 <= index < size:
+            slot = self.start + index
+            return counts[slot - size if slot >= size else slot]
         return 0
 
     def total(self, first_day: int, last_day: int) -> int:
         """Sum the counters of days ``first_day..last_day`` inclusive."""
         counts = self.counts
-        start = max(first_day - self.base_day, 0)
-        stop = min(last_day - self.base_day + 1, len(counts))
+        size = len(counts)
+        first = max(first_day - self.base_day, 0) + self.start
+        stop = min(last_day - self.base_day + 1, size) + self.start
         total = 0
-        for i in range(start, stop):
+        # In slot order: up to the end of the vector, then on from its start.
+        for i in range(first, min(stop, size)):
+            total += counts[i]
+        for i in range(max(first - size, 0), stop - size):
             total += counts[i]
         return total
 
     def days(self, first_day: int, last_day: int) -> list[tuple[int, int]]:
         """Return ``(day, count)`` for the non-zero days in the range."""
-        counts = self.counts
-        start = max(first_day - self.base_day, 0)
-        stop = min(last_day - self.base_day + 1, len(counts))
-        base = self.base_day
-        return [(base + i, counts[i]) for i in range(start, stop) if counts[i]]
+        first = max(first_day - self.base_day, 0)
+        stop = min(last_day - self.base_day + 1, len(self.counts))
+        found = []
+        for i in range(first, stop):
+            count = self.get(self.base_day + i)
+            if count:
+                found.append((self.base_day + i, count))
+        return found
 
     def last_nonzero(self, up_to_day: int) -> int:
         """Return the latest day at or before ``up_to_day`` with a count, or -1."""
-        counts = self.counts
-        stop = min(up_to_day - self.base_day, len(counts) - 1)
+        stop = min(up_to_day - self.base_day, len(self.counts) - 1)
         for i in range(stop, -1, -1):
-            if counts[i]:
+            if self.get(self.base_day + i):
                 return self.base_day + i
         return -1
 

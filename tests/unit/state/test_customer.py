@@ -40,6 +40,45 @@ def test_daycounts_match_a_plain_dict_within_capacity(
     assert counts.kept == sum(counts.counts)
 
 
+@given(
+    st.lists(st.tuples(st.integers(0, 9), st.integers(1, 5)), max_size=60),
+    st.sampled_from([1, 3, 7, 20]),
+    st.sampled_from([1, 3, 7, 20]),
+)
+def test_daycounts_ring_reads_as_the_days_kept(
+    steps: list[tuple[int, int]], capacity: int, later_capacity: int
+) -> None:
+    """Days a few apart, past the capacity many times over (the counters turn
+    as a ring), then a change of capacity: every read, the ordered copy and a
+    copy restored from it agree with a plain model of the days kept."""
+    counts = DayCounts(100)
+    model: dict[int, int] = {}
+    day = 100
+    for n, (gap, amount) in enumerate(steps):
+        cap = capacity if n < len(steps) // 2 else later_capacity
+        day += gap
+        assert counts.add(day, amount, cap)
+        model[day] = model.get(day, 0) + amount
+        oldest = counts.base_day
+        kept = {d: c for d, c in model.items() if d >= oldest}
+        assert day - oldest < max(cap, len(counts.counts))
+        assert counts.kept == sum(kept.values())
+        assert [counts.get(d) for d in range(oldest - 2, day + 2)] == [
+            kept.get(d, 0) for d in range(oldest - 2, day + 2)
+        ]
+        assert counts.total(oldest - 5, day) == sum(kept.values())
+        assert counts.total(day - 2, day) == sum(
+            c for d, c in kept.items() if d >= day - 2
+        )
+        assert counts.days(oldest, day) == sorted(kept.items())
+        assert counts.last_nonzero(day + 3) == day
+        restored = DayCounts(counts.base_day, counts.ordered())
+        assert [restored.get(d) for d in range(oldest, day + 1)] == [
+            counts.get(d) for d in range(oldest, day + 1)
+        ]
+    assert not counts.add(counts.base_day - 1, 1, later_capacity)
+
+
 @given(st.lists(st.integers(0, 30), min_size=1, max_size=40))
 def test_daycounts_last_nonzero_is_latest_day(days: list[int]) -> None:
     counts = DayCounts(500)
