@@ -112,6 +112,31 @@ def _days_since_epoch(year: i64, month: i64, day: i64) -> i64:
     )
 
 
+class _LastDate:
+    """The date part (``YYYY-MM-DDT``) of the last timestamp read, and its day:
+    events come in time order, so most share it with the one before."""
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self.days: i64 = -1
+
+
+_LAST_DATE: Final = _LastDate()
+
+
+def _date_days(text: str) -> i64:
+    """Return the days since the epoch of a timestamp's date part, or -1."""
+    last = _LAST_DATE
+    if last.days >= 0 and text.startswith(last.prefix):
+        return last.days
+    days = _days_since_epoch(
+        _digits(text, 0, 4), _digits(text, 5, 2), _digits(text, 8, 2)
+    )
+    if days >= 0:
+        last.prefix, last.days = text[:11], days
+    return days
+
+
 def utc_epoch(text: str) -> float:
     """Return epoch seconds of a UTC timestamp in the shape producers write, or -1.
 
@@ -144,9 +169,7 @@ def utc_epoch(text: str) -> float:
         micro = _digits(text, 20, 6)
     elif end != 19:
         return -1.0
-    days = _days_since_epoch(
-        _digits(text, 0, 4), _digits(text, 5, 2), _digits(text, 8, 2)
-    )
+    days = _date_days(text)
     hour, minute = _digits(text, 11, 2), _digits(text, 14, 2)
     second = _digits(text, 17, 2)
     if days < 0 or micro < 0 or not (0 <= hour <= 23 and 0 <= minute <= 59):

@@ -67,3 +67,30 @@ def test_utc_epoch_declines_other_offsets() -> None:
     moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=2)))
 
     assert utc_epoch(moment.isoformat()) == -1.0
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["2026-02-28", "2026-02-29", "2026-03-01", "2024-02-29"]),
+            st.sampled_from(["T00:00:00", "T23:59:59.500", "T24:00:00", "T12:61:00", ""]),
+            st.sampled_from(["Z", "+00:00", "+01:00"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_utc_epoch_in_a_row_reads_each_as_alone(
+    parts: list[tuple[str, str, str]],
+) -> None:
+    """The date read last is reused for the next timestamp that starts with
+    it: a run of timestamps, valid or not, reads as each one alone would."""
+    for date, clock, suffix in parts:
+        text = date + clock + suffix
+        fast = utc_epoch(text)
+        slow = _slow(text)
+        if fast >= 0:
+            assert fast == slow
+        elif suffix != "+01:00" and slow is not None and len(clock) >= 9:
+            raise AssertionError(f"{text} not read")
