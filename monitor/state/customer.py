@@ -154,7 +154,7 @@ class DayCounts:
         """Make room for the day at ``index`` while the counters are fewer than
         ``capacity`` (or the capacity changed), in order, oldest first. Return
         the day's new index."""
-        counts = self.ordered()
+        counts = self.ordered() if self.start else self.counts
         self.start = 0
         size = len(counts)
         if index >= capacity:
