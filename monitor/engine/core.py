@@ -97,7 +97,7 @@ class Engine:
         self.rules = rules
         self.settings = settings or EngineSettings()
         self.clock = EventClock(self.settings.allowed_lateness_s)
-        self.book = WarningBook(sink or (lambda record: None))
+        self.book = WarningBook(sink)
         self.ledger = ChurnLedger(self.settings.period, self.settings.churn_grace_days)
         self.feedback_stats = FeedbackStats(self.settings.feedback_window_days)
         self.customers: dict[str, CustomerState] = {}

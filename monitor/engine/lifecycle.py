@@ -92,7 +92,8 @@ def warning_id(customer_id: str, rule: str, opened_at: float) -> str:
 class WarningBook:
     """Hold the open warnings and turn findings into lifecycle records."""
 
-    def __init__(self, sink: RecordSink) -> None:
+    def __init__(self, sink: RecordSink | None = None) -> None:
+        # None: the records are made (for the listeners) but go nowhere.
         self._sink = sink
         self._open: dict[str, dict[str, ChurnWarning]] = {}
         self.opened = 0
@@ -245,7 +246,8 @@ class WarningBook:
     def _deliver(
         self, warning: ChurnWarning, status: str, record: dict[str, Any]
     ) -> None:
-        self._sink(record)
+        if self._sink is not None:
+            self._sink(record)
         for listener in self.on_change:
             listener(warning, status)
 
