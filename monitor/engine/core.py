@@ -535,19 +535,17 @@ class Engine:
         touched, self._touched = self._touched, []
         due = self._due.pop(day, None)
         self._last_due_day = -1
+        # The inactivity rechecks of today are used up. A customer's own bits:
+        # cleared as it comes up, which is the same as all first.
         absence = self.absence_bits
-        if due and absence:
-            for state, mask in due.items():
-                if mask & absence:
-                    state.recheck_bits &= ~mask
         if day in self._release_passes:
-            self._release_passes.discard(day)
-            every = (1 << len(self.rules.rules)) - 1
-            due = {state: every for state in self.customers.values()}
+            due, absence = self._everyone_due(day, due), 0
         judge = _DayJudge(self, day)
         rules_for = self._rules_for
         if due:
             for state, mask in due.items():
+                if mask & absence:
+                    state.recheck_bits &= ~mask
                 if state.touched:
                     mask |= rules_for[state.touched]
                     state.touched = 0
@@ -557,6 +555,20 @@ class Engine:
                 mask = rules_for[state.touched]
                 state.touched = 0
                 self._judge_customer(judge, state, mask)
+
+    def _everyone_due(
+        self, day: int, due: dict[CustomerState, int] | None
+    ) -> dict[CustomerState, int]:
+        """Return every rule due for every customer, as on the day a feature is
+        released; the inactivity rechecks of the day are used up first."""
+        self._release_passes.discard(day)
+        absence = self.absence_bits
+        if due and absence:
+            for state, mask in due.items():
+                if mask & absence:
+                    state.recheck_bits &= ~mask
+        every = (1 << len(self.rules.rules)) - 1
+        return {state: every for state in self.customers.values()}
 
     def _judge_customer(
         self, judge: _DayJudge, state: CustomerState, mask: int

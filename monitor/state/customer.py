@@ -21,6 +21,7 @@ __all__ = [
     "DayCounts",
     "FeatureUse",
     "FeedbackRecord",
+    "channel_mask",
     "day_of",
     "feature_name",
     "feature_number",
@@ -68,6 +69,16 @@ def feature_number(name: str) -> int:
 
 def feature_name(number: int) -> str:
     return _FEATURE_NAME[number]
+
+
+def channel_mask(channels: Iterable[str]) -> int:
+    """Return the feedback channels as bits by code (see ``feedback_days_in``)."""
+    mask = 0
+    for channel in channels:
+        code = _CHANNEL_CODE.get(channel)
+        if code is not None:
+            mask |= 1 << code
+    return mask
 
 
 def day_of(epoch: float) -> int:
@@ -557,10 +568,23 @@ class CustomerState:
 
     def feedback_days(self, channels: Collection[str]) -> list[int]:
         """Return the distinct days with a response on one of ``channels``, sorted."""
+        return self.feedback_days_in(channel_mask(channels))
+
+    def feedback_days_in(self, mask: int) -> list[int]:
+        """Return the distinct days with a response on a channel of ``mask``
+        (see ``channel_mask``), sorted."""
+        days: list[int] = []
         if not self.feedback:
-            return []
-        codes = {_CHANNEL_CODE.get(channel, _NONE) for channel in channels}
-        return sorted({p >> 24 for p in self.feedback if (p >> 16) & 0xFF in codes})
+            return days
+        last = -1
+        # Sorted with the day as the top field: a day repeats only in a row.
+        for p in self.feedback:
+            if mask >> ((p >> 16) & 0xFF) & 1:
+                day = p >> 24
+                if day != last:
+                    days.append(day)
+                    last = day
+        return days
 
     @property
     def is_cancelled(self) -> bool:

@@ -30,7 +30,7 @@ def vanishing_feedback(
     warning: ChurnWarning | None,
 ) -> Finding:
     """Fire when a steady feedback cadence stops for several usual intervals."""
-    days = state.feedback_days(rule.channels)
+    days = state.feedback_days_in(rule.channel_mask)
     if len(days) < rule.min_responses or days[-1] - days[0] < rule.min_span_days:
         return QUIET
     # Mean gap: a Poisson stream with this rate stays silent for k gaps by chance

@@ -23,7 +23,7 @@ from monitor.engine.schema import (
     UsageMatch,
     VanishingFeedbackRule,
 )
-from monitor.state.customer import feedback_limits
+from monitor.state.customer import channel_mask, feedback_limits
 
 __all__ = [
     "BillingRiskParams",
@@ -113,6 +113,7 @@ class VanishingFeedbackParams(RuleParams):
     def __init__(self, rule: VanishingFeedbackRule) -> None:
         super().__init__(rule, VANISHING_FEEDBACK)
         self.channels: list[str] = list(rule.channels)
+        self.channel_mask: int = channel_mask(rule.channels)
         self.min_responses: int = rule.min_responses
         self.min_span_days: int = rule.min_span_days
         self.silence_factor: float = float(rule.silence_factor)
