@@ -74,7 +74,9 @@ def test_utc_epoch_declines_other_offsets() -> None:
     st.lists(
         st.tuples(
             st.sampled_from(["2026-02-28", "2026-02-29", "2026-03-01", "2024-02-29"]),
-            st.sampled_from(["T00:00:00", "T23:59:59.500", "T24:00:00", "T12:61:00", ""]),
+            st.sampled_from(
+                ["T00:00:00", "T23:59:59.500", "T24:00:00", "T12:61:00", ""]
+            ),
             st.sampled_from(["Z", "+00:00", "+01:00"]),
         ),
         min_size=1,
