@@ -267,9 +267,17 @@ class Engine:
             self._apply(release, None, day)
         for state in self._pending_days.pop(day, ()):
             held = state.pending or []
-            now = [e for e in held if day_of(e.event_time) == day]
-            later = [e for e in held if day_of(e.event_time) != day]
-            state.pending = later or None
+            later = False
+            for event in held:
+                if day_of(event.event_time) != day:
+                    later = True
+                    break
+            if later:
+                now = [e for e in held if day_of(e.event_time) == day]
+                state.pending = [e for e in held if day_of(e.event_time) != day]
+            else:
+                # Most often all of them are of this day: no lists to split.
+                now, state.pending = held, None
             for event in now:
                 self._apply(event, state, day)
 
@@ -486,7 +494,7 @@ class Engine:
         if change is not None:
             if open_now is None:
                 # The book made the customer's table with this first warning.
-                state.warnings = self.book.by_customer.get(state.customer_id)
+                state.warnings = self.book.last_table
             elif not open_now:
                 # The book dropped the table its last warning left.
                 state.warnings = None

@@ -99,6 +99,8 @@ class WarningBook:
         self.opened = 0
         self.resolved = 0
         self.on_change: list[Callable[[ChurnWarning, str], None]] = []
+        # The table of open warnings of the customer whose warning opened last.
+        self.last_table: dict[str, ChurnWarning] | None = None
         # Changes held back by ``hold`` until ``release``, in the order made.
         self._held: list[tuple[str, ChurnWarning, str, dict[str, Any]]] | None = None
         # The last time formatted: a day end's changes all share one.
@@ -175,6 +177,7 @@ class WarningBook:
             if by_rule is None:
                 by_rule = self._open[customer_id] = {}
             by_rule[rule.name] = warning
+            self.last_table = by_rule
             self.opened += 1
             self._emit(warning, "opened", at, finding.evidence, by_rule)
             return "opened"
