@@ -45,7 +45,8 @@ _from_iso: Final = datetime.fromisoformat
 # one shared copy each saves memory and makes dict lookups identity hits. A
 # small table of their own, not sys.intern, whose table every customer id
 # would grow. Customer ids are not shared: each is looked up once per event;
-# nor is a plain usage event's action, which is only compared and never kept.
+# nor are a plain usage event's action and feature: the action is only
+# compared, the feature looked up once for its number (see CustomerState).
 _NAMES: Final[dict[str, str]] = {}
 _NAMES_MAX: Final = 4096
 
@@ -353,7 +354,7 @@ def _plain_usage(obj: dict[str, Any]) -> UsageEvent | None:
         epoch,
         event_id,
         action,
-        None if feature is None else _name(feature),
+        feature,
         count,
     )
 

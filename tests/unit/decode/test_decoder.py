@@ -19,6 +19,7 @@ from monitor.decode.events import (
     UsageEvent,
     event_json_schema,
 )
+from monitor.state.customer import CustomerState, feature_name
 
 
 def test_decode_usage_fills_defaults() -> None:
@@ -43,14 +44,23 @@ def test_decode_each_type(kind: str, cls: type) -> None:
 
 
 def test_decode_shares_kept_names_not_customer_ids() -> None:
-    first = decode(event("usage", customer_id="c-shared", feature="reports"))
-    second = decode(event("usage", customer_id="c-shared", feature="reports"))
+    first = decode(event("usage", customer_id="c-shared", feature="reports-x"))
+    second = decode(event("usage", customer_id="c-shared", feature="reports-x"))
 
     assert isinstance(first, UsageEvent)
     assert isinstance(second, UsageEvent)
-    # Features are kept in every customer's state: one shared copy.
-    assert first.feature is second.feature
     assert "c-shared" not in decoder._NAMES
+    # A plain usage event's feature is looked up once for its number: customers
+    # keep numbers, and the process one copy of each name.
+    assert first.feature == second.feature == "reports-x"
+    assert "reports-x" not in decoder._NAMES
+    states = [CustomerState(first_day=1), CustomerState(first_day=1)]
+    for state, decoded in zip(states, (first, second), strict=True):
+        assert decoded.feature is not None
+        state.record_feature(decoded.feature, 1)
+    numbers = [state.features[0] for state in states]
+    assert numbers[0] == numbers[1]
+    assert feature_name(numbers[0]) is feature_name(numbers[1])
     # A plain usage event's action is only compared with rule filters.
     assert first.action == second.action
     assert "open_dashboard-unshared" not in decoder._NAMES
