@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from librt.vecs import vec
+from mypy_extensions import i64
+
 from monitor.engine.lifecycle import Finding
 from monitor.state.customer import (
     CustomerState,
@@ -29,11 +32,12 @@ HOLD: Final = Finding(None)
 DAY_MASK: Final = (1 << 20) - 1
 
 
-# Shared clear findings by recheck day; a plain dict rather than lru_cache,
-# whose wrapper a compiled caller reaches through Python (about 660
-# instructions a call, measured with callgrind; the dict is a fraction of it).
-_QUIET_UNTIL: Final[dict[int, Finding]] = {}
-_QUIET_UNTIL_MAX: Final = 256
+# Shared clear findings by recheck day, in slots by the day's low bits with the
+# day each holds beside them: a dict keyed by day boxes the day on every
+# lookup, and an lru_cache wrapper is reached through Python from compiled code.
+_QUIET_SLOTS: Final = 512
+_QUIET_UNTIL: Final[list[Finding]] = [QUIET] * _QUIET_SLOTS
+_QUIET_DAYS: Final = vec[i64]([-1] * _QUIET_SLOTS)
 
 
 def quiet_until(recheck_day: int | None) -> Finding:
@@ -44,11 +48,12 @@ def quiet_until(recheck_day: int | None) -> Finding:
     """
     if recheck_day is None:
         return QUIET
-    finding = _QUIET_UNTIL.get(recheck_day)
-    if finding is None:
-        if len(_QUIET_UNTIL) >= _QUIET_UNTIL_MAX:
-            _QUIET_UNTIL.clear()
-        finding = _QUIET_UNTIL[recheck_day] = Finding(False, recheck_day=recheck_day)
+    slot = recheck_day & (_QUIET_SLOTS - 1)
+    if _QUIET_DAYS[slot] == recheck_day:
+        return _QUIET_UNTIL[slot]
+    finding = Finding(False, recheck_day=recheck_day)
+    _QUIET_UNTIL[slot] = finding
+    _QUIET_DAYS[slot] = recheck_day
     return finding
 
 

@@ -16,3 +16,9 @@ def test_quiet_until_shares_one_finding_per_day_and_stays_bounded() -> None:
 
     assert [f.recheck_day for f in findings] == list(range(30_000, 31_000))
     assert all(f.fire is False and f.evidence == {} for f in findings)
+
+
+def test_quiet_until_days_sharing_a_slot_each_get_their_own() -> None:
+    """Days 512 apart share a slot: each call still returns its own day."""
+    for day in (40_000, 40_512, 40_000, 41_024, 40_512):
+        assert quiet_until(day).recheck_day == day
