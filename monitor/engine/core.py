@@ -266,20 +266,16 @@ class Engine:
         for release in self._pending_releases.pop(day, ()):
             self._apply(release, None, day)
         for state in self._pending_days.pop(day, ()):
-            held = state.pending or []
-            later = False
+            held, state.pending = state.pending or [], None
+            # In arrival order; those of a later day wait on (a new list only
+            # when there are any).
             for event in held:
-                if day_of(event.event_time) != day:
-                    later = True
-                    break
-            if later:
-                now = [e for e in held if day_of(e.event_time) == day]
-                state.pending = [e for e in held if day_of(e.event_time) != day]
-            else:
-                # Most often all of them are of this day: no lists to split.
-                now, state.pending = held, None
-            for event in now:
-                self._apply(event, state, day)
+                if day_of(event.event_time) == day:
+                    self._apply(event, state, day)
+                elif state.pending is None:
+                    state.pending = [event]
+                else:
+                    state.pending.append(event)
 
     def advance_to(self, epoch: float) -> None:
         """Move the watermark to ``epoch`` and judge every day that ends before it."""

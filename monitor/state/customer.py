@@ -132,11 +132,16 @@ class DayCounts:
             index = self._grow(index, capacity)
         counts = self.counts
         self.kept += amount
-        slot = self.start + index
-        if slot >= len(counts):
-            slot -= len(counts)
+        slot = self._slot(index)
         counts[slot] = counts[slot] + amount
         return True
+
+    def _slot(self, index: i64) -> i64:
+        """Return where the counter of the day ``index`` days after ``base_day``
+        sits (the ring starts at ``start``)."""
+        slot = self.start + index
+        size = len(self.counts)
+        return slot - size if slot >= size else slot
 
     def _advance(self, index: int, capacity: int) -> int:
         """Turn a full ring on to the day at ``index``: the days pushed out give
@@ -193,23 +198,18 @@ class DayCounts:
 
     def ordered(self) -> vec[i64]:
         """Return the counters oldest first, from ``base_day`` on."""
-        counts, start = self.counts, self.start
-        if not start:
+        counts = self.counts
+        if not self.start:
             return counts
-        size = len(counts)
         ordered = vec[i64]()
-        for i in range(size):
-            slot = start + i
-            ordered = append(ordered, counts[slot - size if slot >= size else slot])
+        for i in range(len(counts)):
+            ordered = append(ordered, counts[self._slot(i)])
         return ordered
 
     def get(self, day: int) -> int:
         index = day - self.base_day
-        counts = self.counts
-        size = len(counts)
-        if 0 <= index < size:
-            slot = self.start + index
-            return counts[slot - size if slot >= size else slot]
+        if 0 <= index < len(self.counts):
+            return self.counts[self._slot(index)]
         return 0
 
     def total(self, first_day: int, last_day: int) -> int:
@@ -475,31 +475,32 @@ class CustomerState:
             counts = self.series[key] = DayCounts(day)
         counts.add(day, count, capacity)
 
-    def record_feature(self, feature: str, day: int) -> None:
-        number = _FEATURE_NUMBER.get(feature)
-        if number is None:
-            number = feature_number(feature)
+    def _feature_at(self, number: int) -> i64:
+        """Return where the packed use of feature ``number`` sits in
+        ``features``, or -1 if the customer never used it."""
         features = self.features
-        size = len(features)
-        i: i64 = 0
-        while i < size:
+        for i in range(0, len(features), 2):
             if features[i] == number:
-                packed = features[i + 1]
-                # Days arrive in order (the engine applies a day's events only
-                # while it is the open day), so a later day is a new day of use.
-                if day > (packed >> 20) & _DAY_MASK:
-                    used = (packed >> 40) + 1
-                    features[i + 1] = (
-                        (packed & _FIRST_MASK) | (day << 20) | (used << 40)
-                    )
-                    if used > self.feature_days_max:
-                        self.feature_days_max = used
-                return
-            i += 2
-        features = append(features, number)
-        self.features = append(features, pack_feature(day, day, 1))
-        if self.feature_days_max < 1:
-            self.feature_days_max = 1
+                return i + 1
+        return -1
+
+    def record_feature(self, feature: str, day: int) -> None:
+        number = feature_number(feature)
+        at = self._feature_at(number)
+        if at < 0:
+            features = append(self.features, number)
+            self.features = append(features, pack_feature(day, day, 1))
+            if self.feature_days_max < 1:
+                self.feature_days_max = 1
+            return
+        packed = self.features[at]
+        # Days arrive in order (the engine applies a day's events only while it
+        # is the open day), so a later day is a new day of use.
+        if day > (packed >> 20) & _DAY_MASK:
+            used = (packed >> 40) + 1
+            self.features[at] = (packed & _FIRST_MASK) | (day << 20) | (used << 40)
+            if used > self.feature_days_max:
+                self.feature_days_max = used
 
     def packed_features(self) -> dict[str, int] | None:
         """Return feature name -> packed use (``pack_feature``), in order of first
@@ -525,13 +526,8 @@ class CustomerState:
 
     def feature_use(self, feature: str) -> FeatureUse | None:
         number = _FEATURE_NUMBER.get(feature)
-        if number is None:
-            return None
-        features = self.features
-        for i in range(0, len(features), 2):
-            if features[i] == number:
-                return unpack_feature(features[i + 1])
-        return None
+        at = -1 if number is None else self._feature_at(number)
+        return None if at < 0 else unpack_feature(self.features[at])
 
     def record_feedback(
         self, day: int, channel: str, score: float | None, sentiment: float | None
