@@ -45,6 +45,11 @@ $CM backtest "$OUT/events.jsonl"
 if [[ "${DEMO_LIVE:-0}" == 1 ]]; then
     echo
     echo "== live: a real Kafka broker, the history produced to it, the monitor consuming"
+    # Stop the broker at the end only if this demo started it.
+    started_broker=0
+    if ! bash deploy/kafka/broker.sh status >/dev/null 2>&1; then
+        started_broker=1
+    fi
     bash deploy/kafka/broker.sh start
     prefix="demo$(date +%s)"
     cat > "$OUT/live.yaml" <<YAML
@@ -66,4 +71,7 @@ YAML
     curl -s http://127.0.0.1:9108/metrics | grep -E '^churn_(customers_at_risk|customers_tracked|events_consumed_total|consumer_lag)' | head -n 15
     kill -TERM "$monitor"
     wait "$monitor" || true
+    if [[ $started_broker == 1 ]]; then
+        bash deploy/kafka/broker.sh stop
+    fi
 fi
